@@ -1,0 +1,41 @@
+/**
+ * The few things every `supernet` sub-command shares: named exit codes
+ * (sysexits.h numbering where one fits), a typed CLI error, and output helpers.
+ */
+
+/** Named exit codes of the `supernet` CLI. */
+export const EXIT = {
+  OK: 0,
+  /** The admin service refused (policy denial, expelled, not authorised). */
+  DENIED: 3,
+  USAGE: 64,
+  DATA: 65,
+  UNAVAILABLE: 69,
+  SOFTWARE: 70,
+  NOPERM: 77,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error the CLI reports as one line on stderr and turns into `code`. */
+export class CliError extends Error {
+  constructor(
+    readonly code: ExitCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** One CLI command, keyed by its full path (e.g. `'admin start'`). */
+export interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Prints `value` as JSON (for `--json`) or as the given human text. */
+export function output(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human());
+}

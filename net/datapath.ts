@@ -1,0 +1,262 @@
+/**
+ * The SNSL packet path of one host agent (paper §4.4–4.6, design brief §2):
+ * inner IPv4 packets read from a node's TUN are sealed under the traffic key
+ * of a channel both ends share and sent as UDP to the peer's VARP endpoint;
+ * datagrams from the underlay are checked, authenticated, replay-filtered and
+ * written to the destination node's TUN. Nothing is ever answered on the
+ * underlay: every drop is silent and counted by reason.
+ *
+ * Channel choice (docs/protocol.md §3): a unicast packet goes on the shared
+ * channel with the lowest id. Broadcast and multicast are replicated to every
+ * member sharing a channel with the sender, each copy on that member's lowest
+ * shared channel, so nobody receives a group packet twice.
+ */
+import type { PacketBatch, TunDevice } from './tun.js';
+import type { DatagramBatch, DatagramBind } from './bind.js';
+import { ChannelKeyring, openPacket } from './keyring.js';
+import { ReplayWindow } from './replay.js';
+import { isGroupAddress, isIpv4, ipv4Dst, ipv4Src, type Ipv4Prefix } from './ipv4.js';
+import {
+  DROP_REASONS,
+  NONCE_LEN,
+  SNSL_OVERHEAD,
+  checkHeader,
+  readChannel,
+  readEpoch,
+  readSender,
+  readSeq,
+  readSession,
+  supernetKey,
+  type DropReason,
+} from './wire.js';
+
+/** A remote node as the packet path sees it. */
+export interface Peer {
+  vip: number;
+  name: string;
+  channels: Set<number>;
+  /** Lowest channel id shared with the local node (0 if none). */
+  sendChannel: number;
+  addr: number; // underlay IPv4 as u32; 0 = unknown
+  port: number;
+}
+
+/** A node hosted here. */
+export interface LocalNode {
+  name: string;
+  supernetKey: string;
+  vip: number;
+  pool: Ipv4Prefix;
+  channels: Set<number>;
+  peers: Map<number, Peer>;
+  tun: TunDevice;
+  counters: NodeCounters;
+}
+
+export interface NodeCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  txNoRoute: number;
+  txNoKey: number;
+}
+
+/** One Supernet on this host: its local nodes and the keyrings of their channels. */
+export interface SupernetTable {
+  idBytes: Uint8Array;
+  nodes: Map<number, LocalNode>;
+  keyrings: Map<number, ChannelKeyring>;
+}
+
+export type Counters = Record<DropReason, number>;
+
+const MAX_DATAGRAM = 65535;
+
+/** Called when a packet names an epoch newer than any we hold: our config is behind. */
+export type BehindHandler = (supernetKey: string, channel: number, epoch: number) => void;
+/** Called when an authenticated packet arrives from an endpoint other than the recorded one (roaming). */
+export type RoamHandler = (node: LocalNode, peer: Peer) => void;
+
+export class Datapath {
+  readonly supernets = new Map<string, SupernetTable>();
+  readonly drops: Counters = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Counters;
+  /** Packets read from TUNs that were not IPv4 (e.g. stray IPv6) — dropped. */
+  txNotIpv4 = 0;
+  private readonly sealBuf = Buffer.alloc(MAX_DATAGRAM + SNSL_OVERHEAD);
+  private readonly openBuf = Buffer.alloc(MAX_DATAGRAM);
+  private readonly nonce = Buffer.alloc(NONCE_LEN);
+
+  constructor(
+    private readonly bind: DatagramBind,
+    private readonly now: () => number,
+    private readonly onBehind: BehindHandler,
+    private readonly onRoam: RoamHandler,
+  ) {
+    bind.onDatagrams((b) => this.fromUnderlay(b));
+  }
+
+  /** Starts reading a node's TUN. */
+  attach(node: LocalNode): void {
+    node.tun.onPackets((b) => this.fromTun(node, b));
+  }
+
+  private fromTun(node: LocalNode, b: PacketBatch): void {
+    const table = this.supernets.get(node.supernetKey);
+    if (!table) return;
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offsets[i]!;
+      const len = b.lengths[i]!;
+      if (!isIpv4(b.buf, off, len)) {
+        this.txNotIpv4++;
+        continue;
+      }
+      const dst = ipv4Dst(b.buf, off);
+      if (isGroupAddress(dst, node.pool)) {
+        for (const peer of node.peers.values()) this.sendTo(node, table, peer, b.buf, off, len);
+        continue;
+      }
+      const peer = node.peers.get(dst);
+      if (!peer) {
+        node.counters.txNoRoute++;
+        continue;
+      }
+      this.sendTo(node, table, peer, b.buf, off, len);
+    }
+    this.bind.flush();
+  }
+
+  private sendTo(
+    node: LocalNode,
+    table: SupernetTable,
+    peer: Peer,
+    buf: Buffer,
+    off: number,
+    len: number,
+  ): void {
+    if (peer.sendChannel === 0 || peer.addr === 0) {
+      node.counters.txNoRoute++;
+      return;
+    }
+    const sealer = table.keyrings.get(peer.sendChannel)?.sealerFor(node.vip);
+    if (!sealer || sealer.exhausted) {
+      node.counters.txNoKey++;
+      return;
+    }
+    const n = sealer.seal(buf, off, len, this.sealBuf, 0);
+    this.bind.send(this.sealBuf, 0, n, peer.addr, peer.port);
+    node.counters.txPackets++;
+    node.counters.txBytes += len;
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[reason]++;
+  }
+
+  private fromUnderlay(b: DatagramBatch): void {
+    const now = this.now();
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offsets[i]!;
+      const len = b.lengths[i]!;
+      const buf = b.buf;
+      const bad = checkHeader(buf, off, len);
+      if (bad) {
+        this.drop(bad);
+        continue;
+      }
+      const sk = supernetKey(buf, off);
+      const table = this.supernets.get(sk);
+      if (!table) {
+        this.drop('unknown_supernet');
+        continue;
+      }
+      const channel = readChannel(buf, off);
+      const ring = table.keyrings.get(channel);
+      if (!ring) {
+        this.drop('unknown_channel');
+        continue;
+      }
+      const epoch = readEpoch(buf, off);
+      const sender = readSender(buf, off);
+      const st = ring.receiverFor(epoch, sender, now);
+      if (!st) {
+        if (epoch > ring.current) this.onBehind(sk, channel, epoch);
+        this.drop('stale_epoch');
+        continue;
+      }
+      const plainLen = openPacket(st.subkey, buf, off, len, this.openBuf, 0, this.nonce);
+      if (plainLen < 0) {
+        this.drop('bad_tag');
+        continue;
+      }
+      // Replay filtering only after the tag verified (RFC 4303 §3.4.3).
+      const session = readSession(buf, off);
+      if (session < st.session) {
+        this.drop('stale_session');
+        continue;
+      }
+      if (session > st.session) {
+        st.session = session;
+        st.window = new ReplayWindow();
+      }
+      if (!st.window.accept(readSeq(buf, off))) {
+        this.drop('replay');
+        continue;
+      }
+      const inner = this.openBuf;
+      if (!isIpv4(inner, 0, plainLen)) {
+        this.drop('malformed');
+        continue;
+      }
+      if (ipv4Src(inner, 0) !== sender) {
+        this.drop('spoofed_source');
+        continue;
+      }
+      const dst = ipv4Dst(inner, 0);
+      const addr = b.addrs[i]!;
+      const port = b.ports[i]!;
+      const dstNode = table.nodes.get(dst);
+      if (dstNode) {
+        this.deliver(dstNode, channel, sender, inner, plainLen, addr, port);
+        continue;
+      }
+      let any = false;
+      for (const n of table.nodes.values()) {
+        if (isGroupAddress(dst, n.pool) && n.vip !== sender) {
+          any = this.deliver(n, channel, sender, inner, plainLen, addr, port) || any;
+        }
+      }
+      if (!any) this.drop('no_route');
+    }
+  }
+
+  private deliver(
+    node: LocalNode,
+    channel: number,
+    sender: number,
+    inner: Buffer,
+    len: number,
+    addr: number,
+    port: number,
+  ): boolean {
+    const peer = node.peers.get(sender);
+    if (!node.channels.has(channel) || !peer || !peer.channels.has(channel)) {
+      this.drop('not_member');
+      return false;
+    }
+    if (peer.addr !== addr || peer.port !== port) {
+      // Authenticated traffic from a new endpoint: the peer's host was
+      // renumbered (or NAT moved it). Follow it at once; VARP confirms later.
+      peer.addr = addr;
+      peer.port = port;
+      this.onRoam(node, peer);
+    }
+    if (!node.tun.write(inner, 0, len)) {
+      this.drop('tun_write');
+      return false;
+    }
+    node.counters.rxPackets++;
+    node.counters.rxBytes += len;
+    return true;
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Channel traffic keys on a host agent, by epoch (design brief §5), and the
+ * per-sender subkeys the packet path actually uses.
+ *
+ * All members of a channel share the epoch's traffic key, and each starts its
+ * sequence numbers at 1, so the key itself must never seal: every sender
+ * derives its own subkey (HKDF-SHA256 over the traffic key, bound to the
+ * Supernet, channel, epoch and the sender's virtual address), and the nonce
+ * is its session ‖ sequence number (net/wire.ts). The session is a number
+ * that grows with every start of the agent (net/session.ts), so a restart
+ * never reuses a nonce either.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { ReplayWindow } from './replay.js';
+import {
+  HEADER_LEN,
+  NONCE_LEN,
+  OFF_SEQ,
+  OFF_SESSION,
+  SEQ_LIMIT,
+  TAG_LEN,
+  writeHeader,
+  type HeaderFields,
+} from './wire.js';
+
+export const TRAFFIC_KEY_LEN = 32;
+const CIPHER = 'aes-256-gcm';
+const SUBKEY_INFO = 'supernet snsl v1 sender';
+
+/** Derives a sender's subkey of an epoch's traffic key. */
+export function senderSubkey(
+  traffic: Uint8Array,
+  supernet: Uint8Array,
+  channel: number,
+  epoch: number,
+  sender: number,
+): Buffer {
+  const info = Buffer.alloc(SUBKEY_INFO.length + supernet.length + 12);
+  info.write(SUBKEY_INFO, 0, 'latin1');
+  let o = SUBKEY_INFO.length;
+  info.set(supernet, o);
+  o += supernet.length;
+  info.writeUInt32BE(channel >>> 0, o);
+  info.writeUInt32BE(epoch >>> 0, o + 4);
+  info.writeUInt32BE(sender >>> 0, o + 8);
+  return Buffer.from(hkdfSync('sha256', traffic, Buffer.alloc(0), info, TRAFFIC_KEY_LEN));
+}
+
+/**
+ * Seals with one sender subkey. It owns its sequence counter and refuses to
+ * go past {@link SEQ_LIMIT}: the caller must then switch to a new epoch.
+ */
+export class Sealer {
+  private seq = 0;
+  private readonly nonce = Buffer.alloc(NONCE_LEN);
+  private readonly fields: HeaderFields;
+
+  constructor(
+    private readonly subkey: Buffer,
+    private readonly supernet: Uint8Array,
+    channel: number,
+    epoch: number,
+    sender: number,
+    session: number,
+  ) {
+    this.fields = { channel, epoch, sender, session, seq: 0 };
+  }
+
+  get exhausted(): boolean {
+    return this.seq >= SEQ_LIMIT;
+  }
+
+  /**
+   * Writes header ‖ ciphertext ‖ tag of `inner[off..off+len)` into `out` at
+   * `outOff` and returns the packet length. `out` needs len + SNSL_OVERHEAD bytes.
+   */
+  seal(inner: Buffer, off: number, len: number, out: Buffer, outOff: number): number {
+    if (this.seq >= SEQ_LIMIT) throw new Error('sender sequence space exhausted; rekey required');
+    this.fields.seq = ++this.seq;
+    writeHeader(out, outOff, this.supernet, this.fields);
+    out.copy(this.nonce, 0, outOff + OFF_SESSION, outOff + OFF_SEQ + 8);
+    const c = createCipheriv(CIPHER, this.subkey, this.nonce, { authTagLength: TAG_LEN });
+    c.setAAD(out.subarray(outOff, outOff + HEADER_LEN));
+    const body = c.update(inner.subarray(off, off + len));
+    body.copy(out, outOff + HEADER_LEN);
+    c.final();
+    c.getAuthTag().copy(out, outOff + HEADER_LEN + len);
+    return HEADER_LEN + len + TAG_LEN;
+  }
+
+  wipe(): void {
+    this.subkey.fill(0);
+  }
+}
+
+/**
+ * Authenticates and decrypts one packet with a sender subkey. Returns the
+ * plaintext length written to `out` at `outOff`, or -1 if the tag does not
+ * verify (nothing is written to `out` then).
+ */
+export function openPacket(
+  subkey: Buffer,
+  pkt: Buffer,
+  off: number,
+  len: number,
+  out: Buffer,
+  outOff: number,
+  nonce: Buffer,
+): number {
+  const ctLen = len - HEADER_LEN - TAG_LEN;
+  if (ctLen < 0) return -1;
+  pkt.copy(nonce, 0, off + OFF_SESSION, off + OFF_SEQ + 8);
+  const d = createDecipheriv(CIPHER, subkey, nonce, { authTagLength: TAG_LEN });
+  d.setAAD(pkt.subarray(off, off + HEADER_LEN));
+  d.setAuthTag(pkt.subarray(off + HEADER_LEN + ctLen, off + len));
+  // node:crypto's GCM only reveals the verdict in final(); the plaintext goes
+  // to a scratch buffer first and reaches `out` only after the tag verified.
+  const plain = d.update(pkt.subarray(off + HEADER_LEN, off + HEADER_LEN + ctLen));
+  try {
+    d.final();
+  } catch {
+    plain.fill(0);
+    return -1;
+  }
+  plain.copy(out, outOff);
+  return ctLen;
+}
+
+/** Receive state for one sender in one epoch: its subkey and its replay window. */
+export interface SenderState {
+  subkey: Buffer;
+  session: number;
+  window: ReplayWindow;
+}
+
+/** One epoch of one channel's traffic key. */
+export interface EpochKey {
+  epoch: number;
+  key: Buffer;
+  /** ms since epoch after which this key is no longer accepted (Infinity while current). */
+  acceptUntil: number;
+  /** Receive state per sender virtual address. */
+  senders: Map<number, SenderState>;
+}
+
+/**
+ * Every epoch key the agent holds for one (Supernet, channel), the sealers of
+ * its local nodes, and the receive state of remote senders.
+ */
+export class ChannelKeyring {
+  readonly epochs = new Map<number, EpochKey>();
+  current = 0;
+  private sealers = new Map<number, Sealer>(); // by local sender vip, for the current epoch
+
+  constructor(
+    readonly supernet: Uint8Array,
+    readonly channel: number,
+    private readonly session: number,
+  ) {}
+
+  /**
+   * Installs an epoch key (idempotent). A higher epoch than the current one
+   * becomes current: the old current is then accepted until `now + graceMs`,
+   * unless the admin named an earlier end.
+   */
+  install(
+    epoch: number,
+    key: Buffer,
+    acceptUntil: number | undefined,
+    now: number,
+    graceMs: number,
+  ): void {
+    const have = this.epochs.get(epoch);
+    if (have) {
+      if (acceptUntil !== undefined) have.acceptUntil = Math.min(have.acceptUntil, acceptUntil);
+      key.fill(0);
+      return;
+    }
+    this.epochs.set(epoch, {
+      epoch,
+      key,
+      acceptUntil: acceptUntil ?? Infinity,
+      senders: new Map(),
+    });
+    if (acceptUntil === undefined && epoch > this.current) {
+      const old = this.epochs.get(this.current);
+      if (old && old.acceptUntil === Infinity) old.acceptUntil = now + graceMs;
+      this.current = epoch;
+      for (const s of this.sealers.values()) s.wipe();
+      this.sealers.clear();
+    }
+  }
+
+  /** Forgets epochs whose grace ended (wiping their keys); returns how many were removed. */
+  expire(now: number): number {
+    let n = 0;
+    for (const [e, k] of this.epochs) {
+      if (e !== this.current && k.acceptUntil <= now) {
+        k.key.fill(0);
+        for (const s of k.senders.values()) s.subkey.fill(0);
+        this.epochs.delete(e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** The sealer a local node with virtual address `sender` uses now (null if no key yet). */
+  sealerFor(sender: number): Sealer | null {
+    let s = this.sealers.get(sender);
+    if (s && !s.exhausted) return s;
+    const cur = this.epochs.get(this.current);
+    if (!cur) return null;
+    s = new Sealer(
+      senderSubkey(cur.key, this.supernet, this.channel, cur.epoch, sender),
+      this.supernet,
+      this.channel,
+      cur.epoch,
+      sender,
+      this.session,
+    );
+    this.sealers.set(sender, s);
+    return s;
+  }
+
+  /** Receive state for a remote sender in `epoch`, or null if the epoch is unknown or past its grace. */
+  receiverFor(epoch: number, sender: number, now: number): SenderState | null {
+    const ek = this.epochs.get(epoch);
+    if (!ek || ek.acceptUntil <= now) return null;
+    let st = ek.senders.get(sender);
+    if (!st) {
+      st = {
+        subkey: senderSubkey(ek.key, this.supernet, this.channel, epoch, sender),
+        session: 0,
+        window: new ReplayWindow(),
+      };
+      ek.senders.set(sender, st);
+    }
+    return st;
+  }
+
+  /** Wipes all key material. */
+  destroy(): void {
+    for (const k of this.epochs.values()) {
+      k.key.fill(0);
+      for (const s of k.senders.values()) s.subkey.fill(0);
+    }
+    this.epochs.clear();
+    for (const s of this.sealers.values()) s.wipe();
+    this.sealers.clear();
+  }
+}
