@@ -11,7 +11,7 @@ import { join } from 'node:path';
 const FILE = 'session';
 
 export function nextSession(stateDir: string, nowMs: number): number {
-  let last = 0;
+  let last: number;
   try {
     last = Number(readFileSync(join(stateDir, FILE), 'utf8').trim()) || 0;
   } catch {
