@@ -499,7 +499,7 @@ export class Membership {
     };
     const leases = tx.list<LeaseRecord>('leases', sid + '|').map(([, l]) => l);
     const own = leases.find(mine);
-    let vip: string | null = null;
+    let vip: string | null;
     if (decision.vip) {
       const l = leaseAt(decision.vip);
       if (l && !mine(l) && heldByOther(l)) {

@@ -15,6 +15,10 @@ export const MAX_CHANNELS_PER_SUPERNET = 1024;
 const MAX_SUPERNET_NAME = 64;
 const MAX_REASON = 200;
 
+/** True if `s` holds a control character (U+0000–U+001F, U+007F). */
+const hasControl = (s: string): boolean =>
+  [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -144,7 +148,7 @@ export function parseSupernetCreate(b: Record<string, unknown>): SupernetCreateF
       typeof b.name !== 'string' ||
       b.name.length === 0 ||
       b.name.length > MAX_SUPERNET_NAME ||
-      /[\0-\x1f]/.test(b.name)
+      hasControl(b.name)
     ) {
       throw badField('name', `expected 1–${MAX_SUPERNET_NAME} printable characters`);
     }
@@ -161,7 +165,7 @@ export function parseChannelCreate(b: Record<string, unknown>): string {
 export function parseExpel(b: Record<string, unknown>): string {
   onlyKeys(b, ['reason'], '');
   if (b.reason === undefined) return 'expelled by the operator';
-  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON || /[\0-\x1f]/.test(b.reason)) {
+  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON || hasControl(b.reason)) {
     throw badField('reason', `expected up to ${MAX_REASON} printable characters`);
   }
   return b.reason || 'expelled by the operator';
