@@ -1,0 +1,362 @@
+/**
+ * The storage format (docs/storage.md has the byte diagrams). What the
+ * provider stores is a flat set of opaque objects with random 128-bit ids,
+ * plus one plaintext volume header and one sealed superblock. Every object is
+ * AES-256-GCM sealed under a per-object key derived from its epoch key and its
+ * id, padded to a size bucket, and bound (AAD) to its id, its kind and its
+ * position in the tree. Parents pin each child's GCM tag in a {@link Ref}, so
+ * a child can be neither modified, swapped, truncated nor rolled back without
+ * the read failing (paper §3.1 "Secure storage"; design brief §6).
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
+import { IntegrityError, VolumeError } from './errors.js';
+
+// ---- object envelope -------------------------------------------------------
+
+/** 'SNO1': first four bytes of every sealed object. */
+export const OBJ_MAGIC = 0x534e4f31;
+export const OBJ_FORMAT = 1;
+export const OFF_MAGIC = 0;
+export const OFF_FORMAT = OFF_MAGIC + 4;
+export const OFF_KIND = OFF_FORMAT + 1;
+export const OFF_RESERVED = OFF_KIND + 1;
+export const OFF_EPOCH = OFF_RESERVED + 2;
+export const OFF_NONCE = OFF_EPOCH + 4;
+export const NONCE_LEN = 12;
+/** Clear header: magic u32 | format u8 | kind u8 | reserved u16 | epoch u32 | nonce[12]. */
+export const HEADER_LEN = OFF_NONCE + NONCE_LEN;
+export const TAG_LEN = 16;
+/** Sealed trailer inside the ciphertext: the true payload length (u32). */
+export const LEN_TRAILER = 4;
+export const ID_LEN = 16;
+export const KEY_LEN = 32;
+/** Smallest padding bucket; buckets are powers of two from here. */
+export const MIN_BUCKET = 4096;
+/** Largest payload of one object. */
+export const MAX_PAYLOAD = 1 << 20;
+/** Plaintext bytes of file data per chunk object. */
+export const CHUNK_SIZE = 256 * 1024;
+/** Position binding in the AAD: owner u64 | level u8 | index u64. */
+export const BINDING_LEN = 8 + 1 + 8;
+export const AAD_LEN = HEADER_LEN + ID_LEN + BINDING_LEN;
+
+/** What an object holds; part of the AAD, so an object of one kind never opens as another. */
+export const Kind = { Superblock: 1, Node: 2, Chunk: 3, InodePage: 4 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** Where an object sits: owning tree (inode number, 0 = inode table), tree level and index. */
+export interface Binding {
+  owner: number;
+  level: number;
+  index: number;
+}
+
+/** The padding bucket (plaintext bytes before the trailer) for a payload of `n` bytes. */
+export function bucketFor(n: number): number {
+  if (n > MAX_PAYLOAD) throw new RangeError(`payload of ${n} bytes exceeds ${MAX_PAYLOAD}`);
+  let b = MIN_BUCKET;
+  while (b < n) b *= 2;
+  return b;
+}
+
+/** Stored size of an object whose payload falls into `bucket`. */
+export function objectSize(bucket: number): number {
+  return HEADER_LEN + bucket + LEN_TRAILER + TAG_LEN;
+}
+
+/** The set of sizes an observer can see for objects. */
+export function allObjectSizes(): number[] {
+  const out: number[] = [];
+  for (let b = MIN_BUCKET; b <= MAX_PAYLOAD; b *= 2) out.push(objectSize(b));
+  return out;
+}
+
+const OBJ_INFO = Buffer.from('supernet fs object v1');
+
+function objectKey(epochKey: Buffer, id: Buffer): Buffer {
+  // A fresh key per object id: random nonces then never approach GCM's
+  // 2^32-messages-per-key limit however long the volume lives.
+  return Buffer.from(hkdfSync('sha256', epochKey, id, OBJ_INFO, KEY_LEN));
+}
+
+function writeAad(aad: Buffer, header: Buffer, id: Buffer, b: Binding): void {
+  header.copy(aad, 0, 0, HEADER_LEN);
+  id.copy(aad, HEADER_LEN);
+  const dv = new DataView(aad.buffer, aad.byteOffset, aad.byteLength);
+  const o = HEADER_LEN + ID_LEN;
+  dv.setBigUint64(o, BigInt(b.owner));
+  dv.setUint8(o + 8, b.level);
+  dv.setBigUint64(o + 9, BigInt(b.index));
+}
+
+/** Pinned reference to a sealed object: id | GCM tag | epoch. All-zero id = no object. */
+export interface Ref {
+  id: Buffer;
+  tag: Buffer;
+  epoch: number;
+}
+export const REF_LEN = ID_LEN + TAG_LEN + 4;
+
+/** Hex name of an object id in the store. */
+export const idName = (id: Buffer): string => id.toString('hex');
+
+export function writeRef(buf: Buffer, off: number, ref: Ref | null): void {
+  if (!ref) {
+    buf.fill(0, off, off + REF_LEN);
+    return;
+  }
+  ref.id.copy(buf, off);
+  ref.tag.copy(buf, off + ID_LEN);
+  buf.writeUInt32BE(ref.epoch, off + ID_LEN + TAG_LEN);
+}
+
+export function readRef(buf: Buffer, off: number): Ref | null {
+  let zero = true;
+  for (let i = off; i < off + ID_LEN; i++)
+    if (buf[i] !== 0) {
+      zero = false;
+      break;
+    }
+  if (zero) return null;
+  return {
+    id: Buffer.from(buf.subarray(off, off + ID_LEN)),
+    tag: Buffer.from(buf.subarray(off + ID_LEN, off + ID_LEN + TAG_LEN)),
+    epoch: buf.readUInt32BE(off + ID_LEN + TAG_LEN),
+  };
+}
+
+/** A fresh random object id (never all zero). */
+export function newId(): Buffer {
+  for (;;) {
+    const id = randomBytes(ID_LEN);
+    if (!id.every((x) => x === 0)) return id;
+  }
+}
+
+/**
+ * Seals `payload` as an object of `kind` at `binding` under `epochKey`.
+ * Returns the stored bytes and the ref that pins them.
+ */
+export function sealObject(
+  epoch: number,
+  epochKey: Buffer,
+  kind: Kind,
+  id: Buffer,
+  binding: Binding,
+  payload: Buffer,
+): { data: Buffer; ref: Ref } {
+  const bucket = bucketFor(payload.length);
+  const out = Buffer.allocUnsafe(objectSize(bucket));
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  dv.setUint32(OFF_MAGIC, OBJ_MAGIC);
+  dv.setUint8(OFF_FORMAT, OBJ_FORMAT);
+  dv.setUint8(OFF_KIND, kind);
+  dv.setUint16(OFF_RESERVED, 0);
+  dv.setUint32(OFF_EPOCH, epoch);
+  const nonce = randomBytes(NONCE_LEN);
+  nonce.copy(out, OFF_NONCE);
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  writeAad(aad, out, id, binding);
+  const c = createCipheriv('aes-256-gcm', objectKey(epochKey, id), nonce);
+  c.setAAD(aad);
+  let o = HEADER_LEN;
+  o += c.update(payload).copy(out, o);
+  const padLen = bucket - payload.length;
+  if (padLen > 0) o += c.update(Buffer.alloc(padLen)).copy(out, o);
+  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
+  trailer.writeUInt32BE(payload.length);
+  o += c.update(trailer).copy(out, o);
+  o += c.final().copy(out, o);
+  const tag = c.getAuthTag();
+  tag.copy(out, o);
+  return { data: out, ref: { id, tag: Buffer.from(tag), epoch } };
+}
+
+/** Looks up the key of an epoch (or null when the keyring lacks it). */
+export type KeyLookup = (epoch: number) => Buffer | null;
+
+/**
+ * Verifies and opens a stored object against the ref that pins it. Any
+ * mismatch (size, header, kind, epoch, tag, AAD) is an {@link IntegrityError}:
+ * authentication happens before any plaintext is used.
+ */
+export function openObject(
+  keys: KeyLookup,
+  kind: Kind,
+  ref: Ref,
+  binding: Binding,
+  data: Buffer,
+): Buffer {
+  const name = idName(ref.id);
+  if (data.length < objectSize(MIN_BUCKET))
+    throw new IntegrityError(name, `truncated (${data.length} bytes)`);
+  const bucket = data.length - HEADER_LEN - LEN_TRAILER - TAG_LEN;
+  if ((bucket & (bucket - 1)) !== 0 || bucket > MAX_PAYLOAD)
+    throw new IntegrityError(name, `size ${data.length} is not an object size`);
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (dv.getUint32(OFF_MAGIC) !== OBJ_MAGIC) throw new IntegrityError(name, 'bad magic');
+  if (dv.getUint8(OFF_FORMAT) !== OBJ_FORMAT)
+    throw new IntegrityError(name, 'unknown object format');
+  if (dv.getUint8(OFF_KIND) !== kind)
+    throw new IntegrityError(name, `wrong kind ${dv.getUint8(OFF_KIND)}`);
+  const epoch = dv.getUint32(OFF_EPOCH);
+  if (epoch !== ref.epoch) throw new IntegrityError(name, `epoch ${epoch}, expected ${ref.epoch}`);
+  const tagStored = data.subarray(data.length - TAG_LEN);
+  if (!timingSafeEqual(tagStored, ref.tag))
+    throw new IntegrityError(name, 'tag differs from the one its parent pins');
+  const key = keys(epoch);
+  if (!key) throw new IntegrityError(name, `no key for epoch ${epoch}`);
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  writeAad(aad, data, ref.id, binding);
+  const d = createDecipheriv(
+    'aes-256-gcm',
+    objectKey(key, ref.id),
+    data.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN),
+  );
+  d.setAAD(aad);
+  d.setAuthTag(tagStored);
+  const plain = d.update(data.subarray(HEADER_LEN, data.length - TAG_LEN));
+  try {
+    d.final();
+  } catch {
+    throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+  }
+  const len = plain.readUInt32BE(plain.length - LEN_TRAILER);
+  if (len > bucket || bucketFor(Math.max(len, 1)) !== bucket)
+    throw new IntegrityError(name, `sealed length ${len} does not fit bucket ${bucket}`);
+  return plain.subarray(0, len);
+}
+
+/** The epoch of a stored object, read from its clear header (null if it is no object). */
+export function objectEpoch(data: Buffer): number | null {
+  if (data.length < HEADER_LEN || data.readUInt32BE(OFF_MAGIC) !== OBJ_MAGIC) return null;
+  return data.readUInt32BE(OFF_EPOCH);
+}
+
+// ---- volume header (plaintext, name `volume`) --------------------------------
+
+/** 'SNFSVOL1' */
+export const VOL_MAGIC = Buffer.from('SNFSVOL1', 'latin1');
+export const VOL_FORMAT = 1;
+export const VOFF_MAGIC = 0;
+export const VOFF_FORMAT = VOFF_MAGIC + 8;
+export const VOFF_RESERVED = VOFF_FORMAT + 2;
+export const VOFF_EPOCH = VOFF_RESERVED + 2;
+export const VOFF_VOLUME = VOFF_EPOCH + 4;
+export const VOFF_CHECK = VOFF_VOLUME + ID_LEN;
+export const CHECK_LEN = 32;
+export const VOL_HEADER_LEN = VOFF_CHECK + CHECK_LEN;
+
+export interface VolumeHeader {
+  volumeId: Buffer;
+  epoch: number;
+  check: Buffer;
+}
+
+/** HMAC that lets a key be recognised as this volume's without decrypting anything. */
+export function keyCheck(key: Buffer, volumeId: Buffer, epoch: number): Buffer {
+  const e = Buffer.alloc(4);
+  e.writeUInt32BE(epoch);
+  return createHmac('sha256', key)
+    .update('supernet fs keycheck v1')
+    .update(volumeId)
+    .update(e)
+    .digest();
+}
+
+export function encodeVolumeHeader(h: VolumeHeader): Buffer {
+  const b = Buffer.alloc(VOL_HEADER_LEN);
+  VOL_MAGIC.copy(b, VOFF_MAGIC);
+  b.writeUInt16BE(VOL_FORMAT, VOFF_FORMAT);
+  b.writeUInt32BE(h.epoch, VOFF_EPOCH);
+  h.volumeId.copy(b, VOFF_VOLUME);
+  h.check.copy(b, VOFF_CHECK);
+  return b;
+}
+
+export function decodeVolumeHeader(b: Buffer | null): VolumeHeader {
+  if (!b || b.length < VOFF_FORMAT + 2 || !b.subarray(0, 8).equals(VOL_MAGIC))
+    throw new VolumeError(
+      'not-a-volume',
+      'no Supernet volume header (file "volume") in the backing store',
+    );
+  const format = b.readUInt16BE(VOFF_FORMAT);
+  if (format !== VOL_FORMAT)
+    throw new VolumeError('unsupported', `volume format ${format} is not supported`);
+  if (b.length !== VOL_HEADER_LEN)
+    throw new VolumeError('damaged', `volume header has ${b.length} bytes`);
+  const volumeId = Buffer.from(b.subarray(VOFF_VOLUME, VOFF_VOLUME + ID_LEN));
+  if (volumeId.every((x) => x === 0)) throw new VolumeError('damaged', 'volume id is all zero');
+  return {
+    volumeId,
+    epoch: b.readUInt32BE(VOFF_EPOCH),
+    check: Buffer.from(b.subarray(VOFF_CHECK)),
+  };
+}
+
+// ---- superblock (sealed, name `superblock`, object id = volume id) ---------
+
+/** 'SNSB' */
+export const SB_MAGIC = 0x534e5342;
+export const SB_FORMAT = 1;
+export const SOFF_MAGIC = 0;
+export const SOFF_FORMAT = SOFF_MAGIC + 4;
+export const SOFF_FLAGS = SOFF_FORMAT + 2;
+export const SOFF_VERSION = SOFF_FLAGS + 2;
+export const SOFF_NEXT_INO = SOFF_VERSION + 8;
+export const SOFF_EPOCH = SOFF_NEXT_INO + 8;
+export const SOFF_DEPTH = SOFF_EPOCH + 4;
+export const SOFF_ROOT = SOFF_DEPTH + 4;
+export const SB_LEN = SOFF_ROOT + REF_LEN;
+/** Superblock flag: the last session unmounted cleanly (no orphans to sweep). */
+export const SB_CLEAN = 1;
+
+export interface Superblock {
+  flags: number;
+  /** Commit counter; the root anchor holds the newest one. */
+  version: bigint;
+  nextIno: number;
+  /** Epoch new objects are written under. */
+  epoch: number;
+  itableDepth: number;
+  itableRoot: Ref | null;
+}
+
+export const SB_BINDING: Binding = { owner: 0, level: 0, index: 0 };
+
+export function encodeSuperblock(s: Superblock): Buffer {
+  const b = Buffer.alloc(SB_LEN);
+  b.writeUInt32BE(SB_MAGIC, SOFF_MAGIC);
+  b.writeUInt16BE(SB_FORMAT, SOFF_FORMAT);
+  b.writeUInt16BE(s.flags, SOFF_FLAGS);
+  b.writeBigUInt64BE(s.version, SOFF_VERSION);
+  b.writeBigUInt64BE(BigInt(s.nextIno), SOFF_NEXT_INO);
+  b.writeUInt32BE(s.epoch, SOFF_EPOCH);
+  b.writeUInt32BE(s.itableDepth, SOFF_DEPTH);
+  writeRef(b, SOFF_ROOT, s.itableRoot);
+  return b;
+}
+
+export function decodeSuperblock(b: Buffer): Superblock {
+  if (
+    b.length !== SB_LEN ||
+    b.readUInt32BE(SOFF_MAGIC) !== SB_MAGIC ||
+    b.readUInt16BE(SOFF_FORMAT) !== SB_FORMAT
+  )
+    throw new IntegrityError('superblock', 'malformed superblock');
+  return {
+    flags: b.readUInt16BE(SOFF_FLAGS),
+    version: b.readBigUInt64BE(SOFF_VERSION),
+    nextIno: Number(b.readBigUInt64BE(SOFF_NEXT_INO)),
+    epoch: b.readUInt32BE(SOFF_EPOCH),
+    itableDepth: b.readUInt32BE(SOFF_DEPTH),
+    itableRoot: readRef(b, SOFF_ROOT),
+  };
+}

@@ -1,0 +1,1293 @@
+/**
+ * The volume engine: an encrypted copy-on-write object tree with POSIX
+ * operations on top (paper §3.1 "Secure storage", design brief §6).
+ *
+ *   superblock ──▶ inode-table tree ──▶ inode pages ──▶ per-inode data tree ──▶ chunks
+ *
+ * Every arrow is a {@link Ref} that pins the child's id, epoch and GCM tag, so
+ * the whole volume is a Merkle tree rooted in the superblock, whose version
+ * and hash the {@link RootAnchor} holds outside the provider's reach.
+ * Changes live in memory until a commit writes new objects under fresh ids,
+ * makes them durable, replaces the superblock atomically, advances the anchor
+ * and only then deletes what the old tree used: a crash at any point leaves
+ * the previous or the new tree, never a mix.
+ */
+import { createHash } from 'node:crypto';
+import {
+  CHUNK_SIZE,
+  bucketFor,
+  Kind,
+  type Binding,
+  type Ref,
+  SB_BINDING,
+  SB_CLEAN,
+  type Superblock,
+  decodeSuperblock,
+  decodeVolumeHeader,
+  encodeSuperblock,
+  encodeVolumeHeader,
+  idName,
+  keyCheck,
+  newId,
+  openObject,
+  sealObject,
+  TAG_LEN,
+  OFF_EPOCH,
+  HEADER_LEN,
+} from './format.js';
+import { FsErrno, IntegrityError, VolumeError } from './errors.js';
+import type { ObjectStore } from './store.js';
+import { inParallel } from './store.js';
+import type { RootAnchor } from './anchor.js';
+import type { Keyring } from './keys.js';
+import { RefTree, type TreeHost } from './reftree.js';
+import {
+  INODES_PER_PAGE,
+  type InodeRecord,
+  MAX_LINK,
+  MAX_NAME,
+  ROOT_INO,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  decodeDir,
+  decodePage,
+  encodeDir,
+  encodePage,
+} from './inode.js';
+import { RwLock } from './lock.js';
+import { type Logger, nullLogger } from './log.js';
+import { timingSafeEqual } from 'node:crypto';
+
+export interface VolumeOptions {
+  logger?: Logger;
+  readOnly?: boolean;
+  /** Clean chunk cache, bytes. */
+  cacheBytes?: number;
+  /** Dirty data kept in memory before it is written out (not yet committed). */
+  dirtyBytes?: number;
+  /** Commit at most this long after the first change (0 = only on fsync/close). */
+  commitIntervalMs?: number;
+  now?: () => number;
+}
+
+/** Attributes as FUSE wants them (times in ms). */
+export interface Stat {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  rdev: number;
+  size: number;
+  blocks: number;
+  blksize: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+}
+
+interface Chunk {
+  /** Bytes [0, len) are data; [len, buf.length) are zero. */
+  buf: Buffer;
+  len: number;
+  dirty: boolean;
+}
+
+class Inode {
+  dirty = false;
+  dir: Map<string, number> | null = null;
+  dirDirty = false;
+  chunks = new Map<number, Chunk>();
+  loading = new Map<number, Promise<Chunk | null>>();
+  open = 0;
+  constructor(
+    public rec: InodeRecord,
+    public tree: RefTree,
+  ) {}
+  get isDir(): boolean {
+    return (this.rec.mode & S_IFMT) === S_IFDIR;
+  }
+}
+
+const pageOf = (ino: number): number => Math.floor(ino / INODES_PER_PAGE);
+const superHash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+
+/** Counts of what the engine has seen, for logs and tests. */
+export interface VolumeCounters {
+  integrityErrors: number;
+  commits: number;
+  objectsWritten: number;
+  objectsDeleted: number;
+}
+
+export class Volume {
+  readonly lock = new RwLock();
+  readonly counters: VolumeCounters = {
+    integrityErrors: 0,
+    commits: 0,
+    objectsWritten: 0,
+    objectsDeleted: 0,
+  };
+  private log: Logger;
+  private readOnly: boolean;
+  private cacheLimit: number;
+  private dirtyLimit: number;
+  private interval: number;
+  private now: () => number;
+  private itable!: RefTree;
+  private inodes = new Map<number, Inode>();
+  private pages = new Map<number, Set<number>>();
+  private pageLoads = new Map<number, Promise<Set<number>>>();
+  private dirtyPages = new Set<number>();
+  private deleted = new Set<Inode>();
+  private garbage: Ref[] = [];
+  private unsynced = new Set<string>();
+  private lru = new Map<string, [Inode, number]>();
+  private cleanBytes = 0;
+  private dirtyBytesNow = 0;
+  private handles = new Map<number, Inode>();
+  private nextFh = 1;
+  private timer: NodeJS.Timeout | null = null;
+  private failed: Error | null = null;
+  private treeHost: TreeHost;
+
+  private constructor(
+    readonly store: ObjectStore,
+    public keyring: Keyring,
+    readonly anchor: RootAnchor,
+    readonly volumeId: Buffer,
+    private sb: Superblock,
+    opts: VolumeOptions,
+  ) {
+    this.log = opts.logger ?? nullLogger;
+    this.readOnly = !!opts.readOnly;
+    this.cacheLimit = opts.cacheBytes ?? 64 * 1024 * 1024;
+    this.dirtyLimit = opts.dirtyBytes ?? 32 * 1024 * 1024;
+    this.interval = opts.commitIntervalMs ?? 2000;
+    this.now = opts.now ?? Date.now;
+    this.treeHost = {
+      loadNode: (ref, b) => this.loadObject(Kind.Node, ref, b),
+      writeNode: (payload, b) => this.writeObject(Kind.Node, b, payload),
+      garbage: (ref) => this.garbage.push(ref),
+    };
+    this.itable = new RefTree(0, this.treeHost, sb.itableDepth, sb.itableRoot);
+  }
+
+  // ---- creating and opening ------------------------------------------------
+
+  /** Creates an empty volume (root directory owned by `uid`/`gid`) in an empty store. */
+  static async create(
+    store: ObjectStore,
+    keyring: Keyring,
+    anchor: RootAnchor,
+    owner: { uid: number; gid: number; mode?: number } = { uid: 0, gid: 0 },
+    opts: VolumeOptions = {},
+  ): Promise<Volume> {
+    if (await store.get('volume'))
+      throw new VolumeError('exists', 'the backing store already holds a volume');
+    const epoch = keyring.current;
+    const key = keyring.key(epoch)!;
+    const header = encodeVolumeHeader({
+      volumeId: keyring.volumeId,
+      epoch,
+      check: keyCheck(key, keyring.volumeId, epoch),
+    });
+    const sb: Superblock = {
+      flags: 0,
+      version: 0n,
+      nextIno: ROOT_INO + 1,
+      epoch,
+      itableDepth: 0,
+      itableRoot: null,
+    };
+    const v = new Volume(store, keyring, anchor, keyring.volumeId, sb, opts);
+    const t = v.now();
+    const root = v.newInode(ROOT_INO, S_IFDIR | (owner.mode ?? 0o755), owner.uid, owner.gid, t);
+    root.rec.nlink = 2;
+    root.dir = new Map();
+    root.dirDirty = true;
+    v.pages.set(0, new Set([ROOT_INO]));
+    v.dirtyPages.add(0);
+    await v.commitLocked(false);
+    // The header goes last: a store without it is no volume, so a crash
+    // during init leaves nothing that looks like one.
+    await store.put('volume', header, true);
+    return v;
+  }
+
+  /** Opens a volume: checks the key, the superblock and the anchor; sweeps after a crash. */
+  static async open(
+    store: ObjectStore,
+    keyring: Keyring,
+    anchor: RootAnchor,
+    opts: VolumeOptions = {},
+  ): Promise<Volume> {
+    const log = opts.logger ?? nullLogger;
+    const header = decodeVolumeHeader(await store.get('volume'));
+    if (!header.volumeId.equals(keyring.volumeId))
+      throw new VolumeError(
+        'wrong-key',
+        `the key is for volume ${keyring.volumeId.toString('hex')}, the store holds volume ${header.volumeId.toString('hex')}`,
+      );
+    const hk = keyring.key(header.epoch);
+    if (!hk || !timingSafeEqual(keyCheck(hk, header.volumeId, header.epoch), header.check))
+      throw new VolumeError(
+        'wrong-key',
+        `the key file has no valid key for epoch ${header.epoch} of this volume`,
+      );
+    const data = await store.get('superblock');
+    if (!data) throw new VolumeError('damaged', 'the superblock is missing');
+    let sb: Superblock;
+    try {
+      const epoch = data.length >= HEADER_LEN ? data.readUInt32BE(OFF_EPOCH) : 0;
+      const ref: Ref = { id: header.volumeId, tag: data.subarray(data.length - TAG_LEN), epoch };
+      sb = decodeSuperblock(
+        openObject((e) => keyring.key(e), Kind.Superblock, ref, SB_BINDING, data),
+      );
+    } catch (e) {
+      if (e instanceof IntegrityError) {
+        log.error('integrity violation', { object: 'superblock', reason: e.message });
+        throw new VolumeError('damaged', `the superblock does not verify: ${e.message}`);
+      }
+      throw e;
+    }
+    const anchored = await anchor.read();
+    if (anchored) {
+      if (sb.version < anchored.version) {
+        log.error('rollback detected', {
+          superblock: sb.version.toString(),
+          anchor: anchored.version.toString(),
+        });
+        throw new VolumeError(
+          'rollback',
+          `the store holds superblock version ${sb.version}, but version ${anchored.version} was committed: the provider rolled the volume back`,
+        );
+      }
+      if (sb.version === anchored.version && !timingSafeEqual(superHash(data), anchored.hash)) {
+        log.error('superblock replaced', { version: sb.version.toString() });
+        throw new VolumeError(
+          'rollback',
+          `superblock version ${sb.version} differs from the one committed`,
+        );
+      }
+    }
+    const v = new Volume(store, keyring, anchor, header.volumeId, sb, opts);
+    if (!v.readOnly) {
+      if (!anchored || sb.version > anchored.version)
+        await anchor.write({ version: sb.version, hash: superHash(data) });
+      if (!(sb.flags & SB_CLEAN)) await v.sweep();
+      // Mark the volume in use before any object of this session is written,
+      // so a crash from here on makes the next mount sweep orphans.
+      v.sb.epoch = Math.max(v.sb.epoch, keyring.current);
+      await v.commitLocked(false);
+    }
+    return v;
+  }
+
+  // ---- objects -------------------------------------------------------------
+
+  private keyLookup = (e: number): Buffer | null => this.keyring.key(e);
+
+  private integrity(e: IntegrityError, fields: Record<string, unknown> = {}): IntegrityError {
+    this.counters.integrityErrors++;
+    this.log.error('integrity violation', { object: e.object, reason: e.message, ...fields });
+    return e;
+  }
+
+  /** Fetches and verifies an object; missing or bad objects are logged IntegrityErrors. */
+  private async loadObject(kind: Kind, ref: Ref, b: Binding): Promise<Buffer> {
+    const name = idName(ref.id);
+    const data = await this.store.get(name);
+    if (!data)
+      throw this.integrity(new IntegrityError(name, 'missing (deleted by the provider?)'), {
+        ...b,
+      });
+    try {
+      return openObject(this.keyLookup, kind, ref, b, data);
+    } catch (e) {
+      if (e instanceof IntegrityError) throw this.integrity(e, { ...b });
+      throw e;
+    }
+  }
+
+  private async writeObject(kind: Kind, b: Binding, payload: Buffer): Promise<Ref> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const epoch = this.sb.epoch;
+    const { data, ref } = sealObject(epoch, this.keyring.key(epoch)!, kind, newId(), b, payload);
+    const name = idName(ref.id);
+    await this.store.put(name, data);
+    this.unsynced.add(name);
+    this.counters.objectsWritten++;
+    return ref;
+  }
+
+  // ---- inodes --------------------------------------------------------------
+
+  private newInode(ino: number, mode: number, uid: number, gid: number, t: number): Inode {
+    const rec: InodeRecord = {
+      ino,
+      mode,
+      uid,
+      gid,
+      nlink: 1,
+      rdev: 0,
+      size: 0,
+      atime: t,
+      mtime: t,
+      ctime: t,
+      depth: 0,
+      root: null,
+      link: null,
+    };
+    const n = new Inode(rec, new RefTree(ino, this.treeHost, 0, null));
+    n.dirty = true;
+    this.inodes.set(ino, n);
+    return n;
+  }
+
+  private loadPage(p: number): Promise<Set<number>> {
+    const have = this.pages.get(p);
+    if (have) return Promise.resolve(have);
+    let pending = this.pageLoads.get(p);
+    if (!pending) {
+      pending = (async () => {
+        const ref = await this.itable.get(p);
+        const set = new Set<number>();
+        if (ref) {
+          const payload = await this.loadObject(Kind.InodePage, ref, {
+            owner: 0,
+            level: 0,
+            index: p,
+          });
+          let recs: InodeRecord[];
+          try {
+            recs = decodePage(payload, p);
+          } catch (e) {
+            throw this.integrity(
+              new IntegrityError(idName(ref.id), `inode page: ${(e as Error).message}`),
+            );
+          }
+          for (const r of recs) {
+            if (!this.inodes.has(r.ino))
+              this.inodes.set(
+                r.ino,
+                new Inode(r, new RefTree(r.ino, this.treeHost, r.depth, r.root)),
+              );
+            set.add(r.ino);
+          }
+        }
+        if (!this.pages.has(p)) this.pages.set(p, set);
+        return this.pages.get(p)!;
+      })().finally(() => this.pageLoads.delete(p));
+      this.pageLoads.set(p, pending);
+    }
+    return pending;
+  }
+
+  private async inode(ino: number): Promise<Inode> {
+    const have = this.inodes.get(ino);
+    if (have) return have;
+    const set = await this.loadPage(pageOf(ino));
+    const n = this.inodes.get(ino);
+    if (!n || !set.has(ino)) {
+      throw this.integrity(
+        new IntegrityError(
+          `inode ${ino}`,
+          'referenced by a directory but missing from its inode page',
+        ),
+      );
+    }
+    return n;
+  }
+
+  private async allocInode(mode: number, uid: number, gid: number): Promise<Inode> {
+    const ino = this.sb.nextIno++;
+    const set = await this.loadPage(pageOf(ino));
+    const n = this.newInode(ino, mode, uid, gid, this.now());
+    set.add(ino);
+    this.dirtyPages.add(pageOf(ino));
+    return n;
+  }
+
+  private touch(n: Inode, what: 'm' | 'c' | 'a' = 'm'): void {
+    const t = this.now();
+    if (what === 'm') n.rec.mtime = t;
+    if (what !== 'a') n.rec.ctime = t;
+    else n.rec.atime = t;
+    this.markDirty(n);
+  }
+
+  private markDirty(n: Inode): void {
+    n.dirty = true;
+    this.dirtyPages.add(pageOf(n.rec.ino));
+    this.scheduleCommit();
+  }
+
+  private async dirOf(n: Inode): Promise<Map<string, number>> {
+    if (!n.isDir) throw new FsErrno('ENOTDIR');
+    if (n.dir) return n.dir;
+    const buf = Buffer.alloc(n.rec.size);
+    await this.readData(n, buf, n.rec.size, 0);
+    try {
+      if (!n.dir) n.dir = decodeDir(buf);
+    } catch (e) {
+      throw this.integrity(
+        new IntegrityError(`inode ${n.rec.ino}`, `directory listing: ${(e as Error).message}`),
+      );
+    }
+    // The listing lives in n.dir from now on; its chunks need no cache.
+    this.dropChunks(n, 0);
+    return n.dir!;
+  }
+
+  private splitPath(path: string): string[] {
+    if (!path.startsWith('/')) throw new FsErrno('EINVAL', `relative path ${path}`);
+    const parts = path.split('/').filter((p) => p.length > 0);
+    for (const p of parts) if (Buffer.byteLength(p) > MAX_NAME) throw new FsErrno('ENAMETOOLONG');
+    return parts;
+  }
+
+  private async resolve(path: string): Promise<Inode> {
+    let n = await this.inode(ROOT_INO);
+    for (const part of this.splitPath(path)) {
+      const dir = await this.dirOf(n);
+      const ino = dir.get(part);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      n = await this.inode(ino);
+    }
+    return n;
+  }
+
+  private async resolveParent(path: string): Promise<{ parent: Inode; name: string }> {
+    const parts = this.splitPath(path);
+    const name = parts.pop();
+    if (name === undefined) throw new FsErrno('EINVAL', 'the root has no parent');
+    let n = await this.inode(ROOT_INO);
+    for (const part of parts) {
+      const ino = (await this.dirOf(n)).get(part);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      n = await this.inode(ino);
+    }
+    if (!n.isDir) throw new FsErrno('ENOTDIR');
+    return { parent: n, name };
+  }
+
+  private handle(fh: number): Inode {
+    const n = this.handles.get(fh);
+    if (!n) throw new FsErrno('EBADF');
+    return n;
+  }
+
+  private stat(n: Inode): Stat {
+    const r = n.rec;
+    return {
+      ino: r.ino,
+      mode: r.mode,
+      uid: r.uid,
+      gid: r.gid,
+      nlink: r.nlink,
+      rdev: r.rdev,
+      size: (r.mode & S_IFMT) === S_IFLNK ? (r.link?.length ?? 0) : r.size,
+      blocks: Math.ceil(r.size / 512),
+      blksize: 4096,
+      atime: r.atime,
+      mtime: r.mtime,
+      ctime: r.ctime,
+    };
+  }
+
+  // ---- file data -----------------------------------------------------------
+
+  private lruKey(n: Inode, i: number): string {
+    return `${n.rec.ino}/${i}`;
+  }
+
+  private async chunk(
+    n: Inode,
+    i: number,
+    forWrite: boolean,
+    whole = false,
+  ): Promise<Chunk | null> {
+    const c = n.chunks.get(i);
+    if (c) {
+      if (!c.dirty) {
+        const k = this.lruKey(n, i);
+        this.lru.delete(k);
+        this.lru.set(k, [n, i]);
+      }
+      return c;
+    }
+    let p = n.loading.get(i);
+    if (!p && whole && forWrite) {
+      // The write replaces the whole chunk: the stored one need not be read.
+      const fresh: Chunk = { buf: Buffer.alloc(0), len: 0, dirty: false };
+      n.chunks.set(i, fresh);
+      return fresh;
+    }
+    if (!p) {
+      p = (async (): Promise<Chunk | null> => {
+        const ref = await n.tree.get(i);
+        const again = n.chunks.get(i);
+        if (again) return again;
+        if (!ref) return null;
+        const payload = await this.loadObject(Kind.Chunk, ref, {
+          owner: n.rec.ino,
+          level: 0,
+          index: i,
+        });
+        const raced = n.chunks.get(i);
+        if (raced) return raced;
+        if (payload.length > CHUNK_SIZE)
+          throw this.integrity(
+            new IntegrityError(idName(ref.id), `chunk of ${payload.length} bytes`),
+          );
+        const buf = Buffer.alloc(bucketFor(Math.max(payload.length, 1)));
+        payload.copy(buf);
+        const loaded: Chunk = { buf, len: payload.length, dirty: false };
+        n.chunks.set(i, loaded);
+        this.cleanBytes += buf.length;
+        this.lru.set(this.lruKey(n, i), [n, i]);
+        return loaded;
+      })().finally(() => n.loading.delete(i));
+      n.loading.set(i, p);
+    }
+    const got = await p;
+    if (got || !forWrite) return got;
+    const existing = n.chunks.get(i);
+    if (existing) return existing;
+    const fresh: Chunk = { buf: Buffer.alloc(0), len: 0, dirty: false };
+    n.chunks.set(i, fresh);
+    return fresh;
+  }
+
+  private makeDirty(n: Inode, i: number, c: Chunk): void {
+    if (c.dirty) return;
+    c.dirty = true;
+    if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
+    this.dirtyBytesNow += CHUNK_SIZE;
+  }
+
+  private evict(): void {
+    for (const [k, [n, i]] of this.lru) {
+      if (this.cleanBytes <= this.cacheLimit) break;
+      const c = n.chunks.get(i);
+      this.lru.delete(k);
+      if (c && !c.dirty) {
+        n.chunks.delete(i);
+        this.cleanBytes -= c.buf.length;
+      }
+    }
+  }
+
+  private dropChunks(n: Inode, from: number): void {
+    for (const [i, c] of n.chunks) {
+      if (i < from) continue;
+      n.chunks.delete(i);
+      if (c.dirty) this.dirtyBytesNow -= CHUNK_SIZE;
+      else if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
+    }
+  }
+
+  private async readData(n: Inode, buf: Buffer, len: number, pos: number): Promise<number> {
+    const size = n.rec.size;
+    if (pos >= size) return 0;
+    const total = Math.min(len, size - pos);
+    let done = 0;
+    while (done < total) {
+      const at = pos + done;
+      const i = Math.floor(at / CHUNK_SIZE);
+      const off = at % CHUNK_SIZE;
+      const k = Math.min(CHUNK_SIZE - off, total - done);
+      const c = await this.chunk(n, i, false);
+      if (!c) buf.fill(0, done, done + k);
+      else {
+        const avail = Math.max(0, Math.min(k, c.buf.length - off));
+        if (avail > 0) c.buf.copy(buf, done, off, off + avail);
+        if (avail < k) buf.fill(0, done + avail, done + k);
+      }
+      done += k;
+    }
+    this.evict();
+    return total;
+  }
+
+  private async writeData(n: Inode, data: Buffer, len: number, pos: number): Promise<number> {
+    if (pos + len > Number.MAX_SAFE_INTEGER) throw new FsErrno('EFBIG');
+    let done = 0;
+    while (done < len) {
+      const at = pos + done;
+      const i = Math.floor(at / CHUNK_SIZE);
+      const off = at % CHUNK_SIZE;
+      const k = Math.min(CHUNK_SIZE - off, len - done);
+      const c = (await this.chunk(n, i, true, off === 0 && k === CHUNK_SIZE))!;
+      const end = off + k;
+      if (c.buf.length < end) {
+        const grown = Buffer.alloc(Math.min(CHUNK_SIZE, Math.max(end, 2 * c.buf.length, 4096)));
+        c.buf.copy(grown, 0, 0, c.len);
+        if (!c.dirty && this.lru.has(this.lruKey(n, i)))
+          this.cleanBytes += grown.length - c.buf.length;
+        c.buf = grown;
+      }
+      data.copy(c.buf, off, done, done + k);
+      if (end > c.len) c.len = end;
+      this.makeDirty(n, i, c);
+      done += k;
+    }
+    if (pos + len > n.rec.size) n.rec.size = pos + len;
+    this.touch(n);
+    if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();
+    return len;
+  }
+
+  private async truncateData(n: Inode, size: number): Promise<void> {
+    if (size > Number.MAX_SAFE_INTEGER) throw new FsErrno('EFBIG');
+    const old = n.rec.size;
+    if (size < old) {
+      const keep = Math.ceil(size / CHUNK_SIZE);
+      this.dropChunks(n, keep);
+      await n.tree.truncate(keep, (r) => this.garbage.push(r));
+      const off = size % CHUNK_SIZE;
+      if (off !== 0) {
+        const i = keep - 1;
+        const c = await this.chunk(n, i, false);
+        if (c && c.len > off) {
+          c.buf.fill(0, off, c.len);
+          c.len = off;
+          this.makeDirty(n, i, c);
+        }
+      }
+    }
+    n.rec.size = size;
+    this.touch(n);
+  }
+
+  /** Writes dirty chunks as (not yet committed) objects, bounding memory. */
+  private async flushLocked(): Promise<void> {
+    const jobs: Array<{ n: Inode; i: number; c: Chunk; ref: Ref | null }> = [];
+    for (const n of this.inodes.values())
+      for (const [i, c] of n.chunks) if (c.dirty) jobs.push({ n, i, c, ref: null });
+    // Seal and store in parallel (the I/O overlaps the next seal); the tree
+    // updates then run one by one, as a tree may grow while they do.
+    await inParallel(jobs, 8, async (j) => {
+      if (j.c.len > 0)
+        j.ref = await this.writeObject(
+          Kind.Chunk,
+          { owner: j.n.rec.ino, level: 0, index: j.i },
+          j.c.buf.subarray(0, j.c.len),
+        );
+    });
+    for (const { n, i, c, ref } of jobs) {
+      const old = await n.tree.get(i);
+      if (old) this.garbage.push(old);
+      await n.tree.set(i, ref);
+      if (c.dirty) {
+        c.dirty = false;
+        this.dirtyBytesNow -= CHUNK_SIZE;
+        this.cleanBytes += c.buf.length;
+        this.lru.set(this.lruKey(n, i), [n, i]);
+      }
+      if (c.len === 0) {
+        n.chunks.delete(i);
+        if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
+      }
+    }
+    this.evict();
+  }
+
+  // ---- commit --------------------------------------------------------------
+
+  private scheduleCommit(): void {
+    if (this.timer || this.interval <= 0 || this.readOnly) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.commit().catch((e) => this.log.error('background commit failed', { error: String(e) }));
+    }, this.interval);
+    this.timer.unref();
+  }
+
+  /** Makes every change so far durable (fsync semantics for the whole volume). */
+  commit(clean = false): Promise<void> {
+    return this.lock.write(() => this.commitLocked(clean));
+  }
+
+  private get dirtyState(): boolean {
+    return (
+      this.dirtyPages.size > 0 ||
+      this.deleted.size > 0 ||
+      this.dirtyBytesNow > 0 ||
+      this.itable.changed
+    );
+  }
+
+  private async commitLocked(clean: boolean): Promise<void> {
+    if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
+    if (this.readOnly) return;
+    if (!this.dirtyState && !clean && this.counters.commits > 0 && !(this.sb.flags & SB_CLEAN))
+      return;
+    try {
+      await this.flushLocked();
+      for (const n of this.inodes.values()) {
+        if (n.dirDirty && n.dir) {
+          await n.tree.clear((r) => this.garbage.push(r));
+          const data = encodeDir(n.dir);
+          for (let i = 0, off = 0; off < data.length; i++, off += CHUNK_SIZE) {
+            const part = data.subarray(off, Math.min(data.length, off + CHUNK_SIZE));
+            await n.tree.set(
+              i,
+              await this.writeObject(Kind.Chunk, { owner: n.rec.ino, level: 0, index: i }, part),
+            );
+          }
+          n.rec.size = data.length;
+          n.dirDirty = false;
+          this.markDirty(n);
+        }
+      }
+      for (const n of this.deleted) {
+        this.dropChunks(n, 0);
+        await n.tree.clear((r) => this.garbage.push(r));
+        this.pages.get(pageOf(n.rec.ino))?.delete(n.rec.ino);
+        this.dirtyPages.add(pageOf(n.rec.ino));
+        this.inodes.delete(n.rec.ino);
+      }
+      this.deleted.clear();
+      for (const n of this.inodes.values()) {
+        if (n.tree.changed) {
+          await n.tree.commit();
+          n.rec.depth = n.tree.depth;
+          n.rec.root = n.tree.root;
+          this.markDirty(n);
+        }
+      }
+      for (const p of [...this.dirtyPages].sort((a, b) => a - b)) {
+        const set = await this.loadPage(p);
+        const recs = [...set].sort((a, b) => a - b).map((ino) => this.inodes.get(ino)!.rec);
+        const old = await this.itable.get(p);
+        if (old) this.garbage.push(old);
+        const ref = recs.length
+          ? await this.writeObject(
+              Kind.InodePage,
+              { owner: 0, level: 0, index: p },
+              encodePage(recs),
+            )
+          : null;
+        await this.itable.set(p, ref);
+        for (const ino of set) this.inodes.get(ino)!.dirty = false;
+      }
+      this.dirtyPages.clear();
+      await this.itable.commit();
+      await this.store.sync([...this.unsynced]);
+      this.unsynced.clear();
+      const next: Superblock = {
+        ...this.sb,
+        flags: clean ? SB_CLEAN : 0,
+        version: this.sb.version + 1n,
+        itableDepth: this.itable.depth,
+        itableRoot: this.itable.root,
+      };
+      const epoch = next.epoch;
+      const { data } = sealObject(
+        epoch,
+        this.keyring.key(epoch)!,
+        Kind.Superblock,
+        this.volumeId,
+        SB_BINDING,
+        encodeSuperblock(next),
+      );
+      await this.store.put('superblock', data, true);
+      this.sb = next;
+      await this.anchor.write({ version: next.version, hash: superHash(data) });
+      const dead = this.garbage.map((r) => idName(r.id));
+      this.garbage = [];
+      await inParallel(dead, 16, (name) => this.store.delete(name));
+      this.counters.objectsDeleted += dead.length;
+      this.counters.commits++;
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+    } catch (e) {
+      if (!(e instanceof FsErrno) && !(e instanceof IntegrityError)) {
+        this.failed = e as Error;
+        this.log.error('commit failed; the volume refuses further changes', { error: String(e) });
+      }
+      throw e;
+    }
+  }
+
+  /** Deletes objects and temporaries that no committed tree references (after a crash). */
+  private async sweep(): Promise<void> {
+    const live = await this.reachable();
+    const tmp = await this.store.sweepTemp();
+    let n = 0;
+    for (const name of await this.store.list()) {
+      if (!live.has(name)) {
+        await this.store.delete(name);
+        n++;
+      }
+    }
+    this.log.info('swept orphans after an unclean shutdown', { objects: n, temporaries: tmp });
+  }
+
+  /** Names of every object the committed tree references (loads all metadata). */
+  async reachable(
+    onLeaf?: (kind: Kind, ref: Ref, b: Binding) => Promise<void>,
+  ): Promise<Set<string>> {
+    const live = new Set<string>();
+    const add = (r: Ref): void => {
+      live.add(idName(r.id));
+    };
+    const pages: number[] = [];
+    await this.itable.walk(
+      (r, i) => {
+        add(r);
+        pages.push(i);
+      },
+      (r) => add(r),
+    );
+    for (const p of pages) {
+      const set = await this.loadPage(p);
+      for (const ino of set) {
+        const n = this.inodes.get(ino)!;
+        await n.tree.walk(
+          async (r, i) => {
+            add(r);
+            if (onLeaf) await onLeaf(Kind.Chunk, r, { owner: ino, level: 0, index: i });
+          },
+          (r) => add(r),
+        );
+      }
+    }
+    return live;
+  }
+
+  /** How many stored refs (nodes, pages, chunks) are sealed under an epoch other than `epoch`. */
+  async refsOutside(epoch: number): Promise<number> {
+    let n = 0;
+    const count = (r: Ref): void => {
+      if (r.epoch !== epoch) n++;
+    };
+    const pages: number[] = [];
+    await this.itable.walk((r, i) => {
+      count(r);
+      pages.push(i);
+    }, count);
+    for (const p of pages)
+      for (const ino of await this.loadPage(p)) await this.inodes.get(ino)!.tree.walk(count, count);
+    return n;
+  }
+
+  /** Commits, cleanly, and stops the timer. */
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.readOnly && !this.failed) await this.commit(true);
+  }
+
+  /** Forgets every clean cached object (they reload and re-verify on demand). */
+  dropCaches(): Promise<void> {
+    return this.lock.write(async () => {
+      for (const [, [n, i]] of this.lru) {
+        const c = n.chunks.get(i);
+        if (c && !c.dirty) n.chunks.delete(i);
+      }
+      this.lru.clear();
+      this.cleanBytes = 0;
+      // Metadata too: whole pages whose inodes hold nothing unwritten.
+      const busy = (n: Inode): boolean =>
+        n.dirty ||
+        n.dirDirty ||
+        n.open > 0 ||
+        n.tree.changed ||
+        [...n.chunks.values()].some((c) => c.dirty);
+      for (const [p, set] of this.pages) {
+        if (this.dirtyPages.has(p)) continue;
+        const inodes = [...set].map((ino) => this.inodes.get(ino)!);
+        if (inodes.some(busy) || [...this.deleted].some((d) => pageOf(d.rec.ino) === p)) continue;
+        for (const n of inodes) this.inodes.delete(n.rec.ino);
+        this.pages.delete(p);
+      }
+      for (const n of this.inodes.values()) n.tree.dropClean();
+      this.itable.dropClean();
+    });
+  }
+
+  /** The committed superblock (version, epoch). */
+  get superblock(): Readonly<Superblock> {
+    return this.sb;
+  }
+
+  // ---- POSIX operations (paths as FUSE's high-level API gives them) --------
+
+  getattr(path: string): Promise<Stat> {
+    return this.lock.read(async () => this.stat(await this.resolve(path)));
+  }
+
+  fgetattr(fh: number): Promise<Stat> {
+    return this.lock.read(async () => this.stat(this.handle(fh)));
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return this.lock.read(async () => [...(await this.dirOf(await this.resolve(path))).keys()]);
+  }
+
+  readlink(path: string): Promise<string> {
+    return this.lock.read(async () => {
+      const n = await this.resolve(path);
+      if ((n.rec.mode & S_IFMT) !== S_IFLNK || !n.rec.link) throw new FsErrno('EINVAL');
+      return n.rec.link.toString('utf8');
+    });
+  }
+
+  private async addEntry(path: string, make: () => Promise<Inode>): Promise<Inode> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const { parent, name } = await this.resolveParent(path);
+    const dir = await this.dirOf(parent);
+    if (dir.has(name)) throw new FsErrno('EEXIST');
+    const n = await make();
+    dir.set(name, n.rec.ino);
+    parent.dirDirty = true;
+    if (n.isDir) parent.rec.nlink++;
+    this.touch(parent);
+    return n;
+  }
+
+  /** Creates and opens a regular file (or, via mknod, another non-directory). */
+  create(path: string, mode: number, uid: number, gid: number): Promise<number> {
+    return this.lock.write(async () => {
+      const type = mode & S_IFMT || S_IFREG;
+      if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
+      const n = await this.addEntry(path, () => this.allocInode(type | (mode & 0o7777), uid, gid));
+      return this.openInode(n);
+    });
+  }
+
+  mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
+    return this.lock.write(async () => {
+      const type = mode & S_IFMT || S_IFREG;
+      if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
+      const n = await this.addEntry(path, () => this.allocInode(type | (mode & 0o7777), uid, gid));
+      n.rec.rdev = rdev;
+    });
+  }
+
+  mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
+    return this.lock.write(async () => {
+      await this.addEntry(path, async () => {
+        const n = await this.allocInode(S_IFDIR | (mode & 0o7777), uid, gid);
+        n.rec.nlink = 2;
+        n.dir = new Map();
+        n.dirDirty = true;
+        return n;
+      });
+    });
+  }
+
+  symlink(target: string, path: string, uid: number, gid: number): Promise<void> {
+    return this.lock.write(async () => {
+      const link = Buffer.from(target, 'utf8');
+      if (link.length > MAX_LINK) throw new FsErrno('ENAMETOOLONG');
+      await this.addEntry(path, async () => {
+        const n = await this.allocInode(S_IFLNK | 0o777, uid, gid);
+        n.rec.link = link;
+        return n;
+      });
+    });
+  }
+
+  private openInode(n: Inode): number {
+    const fh = this.nextFh++;
+    this.handles.set(fh, n);
+    n.open++;
+    return fh;
+  }
+
+  open(path: string, truncate = false): Promise<number> {
+    return this.lock.write(async () => {
+      const n = await this.resolve(path);
+      if (truncate && !n.isDir) await this.truncateData(n, 0);
+      return this.openInode(n);
+    });
+  }
+
+  release(fh: number): Promise<void> {
+    return this.lock.write(async () => {
+      const n = this.handle(fh);
+      this.handles.delete(fh);
+      n.open--;
+      if (n.open === 0 && n.rec.nlink === 0) this.deleted.add(n);
+    });
+  }
+
+  read(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    return this.lock.read(async () => {
+      const n = this.handle(fh);
+      if (n.isDir) throw new FsErrno('EISDIR');
+      return this.readData(n, buf, len, pos);
+    });
+  }
+
+  write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    return this.lock.write(async () => {
+      if (this.readOnly) throw new FsErrno('EROFS');
+      const n = this.handle(fh);
+      if (n.isDir) throw new FsErrno('EISDIR');
+      return this.writeData(n, buf, len, pos);
+    });
+  }
+
+  truncate(path: string, size: number): Promise<void> {
+    return this.lock.write(async () => {
+      const n = await this.resolve(path);
+      if (n.isDir) throw new FsErrno('EISDIR');
+      await this.truncateData(n, size);
+    });
+  }
+
+  ftruncate(fh: number, size: number): Promise<void> {
+    return this.lock.write(async () => {
+      const n = this.handle(fh);
+      if (n.isDir) throw new FsErrno('EISDIR');
+      await this.truncateData(n, size);
+    });
+  }
+
+  private unlinkInode(n: Inode): void {
+    n.rec.nlink = n.isDir ? 0 : Math.max(0, n.rec.nlink - 1);
+    n.rec.ctime = this.now();
+    if (n.rec.nlink === 0 && n.open === 0) this.deleted.add(n);
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.lock.write(async () => {
+      const { parent, name } = await this.resolveParent(path);
+      const dir = await this.dirOf(parent);
+      const ino = dir.get(name);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      const n = await this.inode(ino);
+      if (n.isDir) throw new FsErrno('EISDIR');
+      dir.delete(name);
+      parent.dirDirty = true;
+      this.touch(parent);
+      this.unlinkInode(n);
+    });
+  }
+
+  rmdir(path: string): Promise<void> {
+    return this.lock.write(async () => {
+      const { parent, name } = await this.resolveParent(path);
+      const dir = await this.dirOf(parent);
+      const ino = dir.get(name);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      const n = await this.inode(ino);
+      if (!n.isDir) throw new FsErrno('ENOTDIR');
+      if ((await this.dirOf(n)).size > 0) throw new FsErrno('ENOTEMPTY');
+      dir.delete(name);
+      parent.rec.nlink--;
+      parent.dirDirty = true;
+      this.touch(parent);
+      this.unlinkInode(n);
+    });
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.lock.write(async () => {
+      const src = await this.resolveParent(from);
+      const dst = await this.resolveParent(to);
+      const sdir = await this.dirOf(src.parent);
+      const ddir = await this.dirOf(dst.parent);
+      const ino = sdir.get(src.name);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      const n = await this.inode(ino);
+      if (src.parent === dst.parent && src.name === dst.name) return;
+      if (n.isDir) {
+        // A directory must not move below itself (the kernel checks too).
+        for (let p: Inode = dst.parent; ;) {
+          if (p === n) throw new FsErrno('EINVAL');
+          if (p.rec.ino === ROOT_INO) break;
+          p = await this.parentOf(p);
+        }
+      }
+      const targetIno = ddir.get(dst.name);
+      if (targetIno !== undefined) {
+        const t = await this.inode(targetIno);
+        if (t.isDir) {
+          if (!n.isDir) throw new FsErrno('EISDIR');
+          if ((await this.dirOf(t)).size > 0) throw new FsErrno('ENOTEMPTY');
+          dst.parent.rec.nlink--;
+        } else if (n.isDir) throw new FsErrno('ENOTDIR');
+        this.unlinkInode(t);
+      }
+      sdir.delete(src.name);
+      ddir.set(dst.name, ino);
+      if (n.isDir && src.parent !== dst.parent) {
+        src.parent.rec.nlink--;
+        dst.parent.rec.nlink++;
+      }
+      src.parent.dirDirty = true;
+      dst.parent.dirDirty = true;
+      this.touch(src.parent);
+      this.touch(dst.parent);
+      this.touch(n, 'c');
+    });
+  }
+
+  /** The directory holding `n` (directories have exactly one parent). */
+  private async parentOf(n: Inode): Promise<Inode> {
+    // Only the in-memory listings can hold it: the path to `n` was resolved.
+    for (const d of this.inodes.values()) {
+      if (d.dir) for (const ino of d.dir.values()) if (ino === n.rec.ino) return d;
+    }
+    throw new FsErrno('EIO', `no parent of inode ${n.rec.ino}`);
+  }
+
+  chmod(path: string, mode: number): Promise<void> {
+    return this.lock.write(async () => {
+      const n = await this.resolve(path);
+      n.rec.mode = (n.rec.mode & S_IFMT) | (mode & 0o7777);
+      this.touch(n, 'c');
+    });
+  }
+
+  chown(path: string, uid: number, gid: number): Promise<void> {
+    return this.lock.write(async () => {
+      const n = await this.resolve(path);
+      // -1 (as u32) leaves a field unchanged, as chown(2) does.
+      if (uid !== 0xffffffff && uid !== -1) n.rec.uid = uid;
+      if (gid !== 0xffffffff && gid !== -1) n.rec.gid = gid;
+      this.touch(n, 'c');
+    });
+  }
+
+  /** Sets times in ms; null leaves one unchanged (UTIME_OMIT). */
+  utimens(path: string, atime: number | null, mtime: number | null): Promise<void> {
+    return this.lock.write(async () => {
+      const n = await this.resolve(path);
+      if (atime !== null) n.rec.atime = atime;
+      if (mtime !== null) n.rec.mtime = mtime;
+      this.touch(n, 'c');
+    });
+  }
+
+  async statfs(): Promise<{
+    bsize: number;
+    frsize: number;
+    blocks: number;
+    bfree: number;
+    bavail: number;
+    files: number;
+    ffree: number;
+    favail: number;
+    namemax: number;
+  }> {
+    const s = await this.store.statfs();
+    return {
+      bsize: 4096,
+      frsize: 4096,
+      blocks: Math.floor((s.blocks * s.bsize) / 4096),
+      bfree: Math.floor((s.bfree * s.bsize) / 4096),
+      bavail: Math.floor((s.bavail * s.bsize) / 4096),
+      files: 1 << 30,
+      ffree: (1 << 30) - this.inodes.size,
+      favail: (1 << 30) - this.inodes.size,
+      namemax: MAX_NAME,
+    };
+  }
+
+  // ---- rekey ---------------------------------------------------------------
+
+  /**
+   * Re-encrypts every object under the keyring's newest epoch, in batches so
+   * the mount keeps serving between them. Safe to interrupt: each batch ends
+   * in a commit, and a later call continues with what is left.
+   */
+  async rekey(progress: (done: number, total: number) => void = () => {}): Promise<void> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const target = this.keyring.current;
+    const pages: number[] = [];
+    let total = 0;
+    await this.lock.write(async () => {
+      this.sb.epoch = target;
+      await this.itable.walk(
+        (r, i) => {
+          pages.push(i);
+          if (r.epoch !== target) total++;
+        },
+        (r) => {
+          if (r.epoch !== target) total++;
+        },
+      );
+      for (const p of pages) {
+        for (const ino of await this.loadPage(p)) {
+          await this.inodes.get(ino)!.tree.walk(
+            (r) => {
+              if (r.epoch !== target) total++;
+            },
+            (r) => {
+              if (r.epoch !== target) total++;
+            },
+          );
+        }
+      }
+    });
+    let done = 0;
+    progress(done, total);
+    for (const p of pages) {
+      const inos = await this.lock.read(async () => [...(await this.loadPage(p))]);
+      for (const ino of inos) {
+        await this.lock.write(async () => {
+          const n = this.inodes.get(ino);
+          if (!n) return;
+          const stale: number[] = [];
+          await n.tree.walk((r, i) => {
+            if (r.epoch !== target) stale.push(i);
+          });
+          if (n.isDir) {
+            await this.dirOf(n);
+            n.dirDirty = true;
+          } else {
+            for (const i of stale) {
+              const c = await this.chunk(n, i, false);
+              if (c) this.makeDirty(n, i, c);
+              if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();
+            }
+          }
+          done += stale.length;
+          if (await n.tree.hasNodeOutside(target)) await n.tree.touchAll();
+          this.markDirty(n);
+          if (this.dirtyBytesNow > this.dirtyLimit) await this.commitLocked(false);
+        });
+        progress(done, total);
+      }
+      await this.lock.write(async () => {
+        this.dirtyPages.add(p);
+        done++;
+        await this.commitLocked(false);
+      });
+      progress(Math.min(done, total), total);
+    }
+    await this.lock.write(async () => {
+      await this.itable.touchAll();
+      await this.commitLocked(false);
+      // Anything still sealed under an old epoch (orphans of a crash) goes too.
+      const stale = await this.refsOutside(target);
+      if (stale > 0) throw new FsErrno('EIO', `rekey left ${stale} objects under old epochs`);
+      const live = await this.reachable();
+      for (const name of await this.store.list())
+        if (!live.has(name)) await this.store.delete(name);
+      const key = this.keyring.key(target)!;
+      await this.store.put(
+        'volume',
+        encodeVolumeHeader({
+          volumeId: this.volumeId,
+          epoch: target,
+          check: keyCheck(key, this.volumeId, target),
+        }),
+        true,
+      );
+      this.keyring.dropBefore(target);
+    });
+    progress(total, total);
+  }
+}
