@@ -253,19 +253,19 @@ export function openTun(opts: TunOptions = {}): TunDevice {
   const flags =
     (opts.multiQueue ? TUN_OPEN_MULTI_QUEUE : 0) | (opts.offload ? TUN_OPEN_VNET_HDR : 0);
   const [fd, actual] = addon.tunOpen(name, flags);
-  // From here the fd must not leak: tunCreate takes ownership.
-  let dev: NativeTun;
-  try {
-    if (opts.offload) addon.tunSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN);
-    dev = new NativeTun(addon, actual, fd, opts.offload === true);
-  } catch (err) {
-    closeFdQuietly(fd);
-    throw err;
+  if (opts.offload) {
+    try {
+      addon.tunSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN);
+    } catch (err) {
+      closeFdQuietly(fd);
+      throw err;
+    }
   }
-  return dev;
+  // tunCreate owns the fd from the call on, also when it throws.
+  return new NativeTun(addon, actual, fd, opts.offload === true);
 }
 
-/** Only reached if tunCreate never took ownership of the fd. */
+/** For an fd that no native handle owns yet. */
 function closeFdQuietly(fd: number): void {
   try {
     closeSync(fd);
