@@ -1,0 +1,317 @@
+/**
+ * Opening a volume from its files, and serving it on a mount point: the FUSE
+ * session, a control socket (rekey, commit, drop-caches, status) and the
+ * clean shutdown when the mount goes away (`supernet fs unmount`, umount(8)).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { DirStore } from './store.js';
+import { FileAnchor } from './anchor.js';
+import { readKeyFile, type Keyring } from './keys.js';
+import { decodeVolumeHeader } from './format.js';
+import { Volume, type VolumeOptions } from './volume.js';
+import { VolumeError } from './errors.js';
+import { loadFuse, type FuseHandle } from './fuse.js';
+import { fuseOps } from './fuse-ops.js';
+import { type Logger, nullLogger } from './log.js';
+
+const run = promisify(execFile);
+
+/** Where a volume's trusted client-side state lives by default. */
+export function defaultStateRoot(): string {
+  if (process.env.SUPERNET_FS_STATE) return process.env.SUPERNET_FS_STATE;
+  return process.getuid?.() === 0
+    ? '/var/lib/supernet/fs'
+    : join(homedir(), '.local/state/supernet/fs');
+}
+
+export interface StatePaths {
+  dir: string;
+  anchor: string;
+  control: string;
+  pidfile: string;
+}
+
+export function statePaths(dir: string): StatePaths {
+  return {
+    dir,
+    anchor: join(dir, 'anchor.json'),
+    control: join(dir, 'control.sock'),
+    pidfile: join(dir, 'mount.json'),
+  };
+}
+
+export interface OpenArgs {
+  backing: string;
+  keyFile: string;
+  /** Per-volume state folder; default `<state root>/<volume id>`. */
+  stateDir?: string;
+  readOnly?: boolean;
+  logger?: Logger;
+  volume?: VolumeOptions;
+}
+
+/** Reads the volume id from the store's header (clear errors for "not a volume"). */
+export async function volumeIdOf(backing: string): Promise<string> {
+  const store = new DirStore(backing);
+  return decodeVolumeHeader(await store.get('volume')).volumeId.toString('hex');
+}
+
+export async function resolveState(backing: string, stateDir?: string): Promise<StatePaths> {
+  return statePaths(stateDir ?? join(defaultStateRoot(), await volumeIdOf(backing)));
+}
+
+/** Opens the volume in `backing` with the key file and the trusted state. */
+export async function openVolume(
+  a: OpenArgs,
+): Promise<{ volume: Volume; keyring: Keyring; state: StatePaths }> {
+  const store = new DirStore(resolve(a.backing));
+  const keyring = await readKeyFile(a.keyFile);
+  const state = await resolveState(a.backing, a.stateDir);
+  const anchor = new FileAnchor(state.anchor, keyring.volumeId.toString('hex'));
+  const volume = await Volume.open(store, keyring, anchor, {
+    ...a.volume,
+    readOnly: a.readOnly,
+    logger: a.logger ?? a.volume?.logger,
+  });
+  return { volume, keyring, state };
+}
+
+/** The pid of a live mount daemon of this volume, or null. */
+export async function runningMount(
+  state: StatePaths,
+): Promise<{ pid: number; mountpoint: string } | null> {
+  let j: { pid?: number; mountpoint?: string };
+  try {
+    j = JSON.parse(await readFile(state.pidfile, 'utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof j.pid !== 'number' || typeof j.mountpoint !== 'string') return null;
+  try {
+    process.kill(j.pid, 0);
+  } catch {
+    return null;
+  }
+  return { pid: j.pid, mountpoint: j.mountpoint };
+}
+
+/** True if `mnt` is a mount point now (per /proc/self/mountinfo). */
+export async function isMounted(mnt: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const want = resolve(mnt);
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    if (f[4] && f[4].replace(/\\040/g, ' ') === want) return true;
+  }
+  return false;
+}
+
+export interface MountArgs extends OpenArgs {
+  mountpoint: string;
+  allowOther?: boolean;
+  debug?: boolean;
+}
+
+/** A served volume. */
+export interface Mounted {
+  volume: Volume;
+  state: StatePaths;
+  /** Resolves when the mount is gone and the volume committed and closed. */
+  done: Promise<void>;
+  /** Unmounts (refuses with EBUSY while files are open), commits, closes. */
+  unmount(): Promise<void>;
+}
+
+/** Mounts the volume and serves it until it is unmounted. */
+export async function mountVolume(a: MountArgs): Promise<Mounted> {
+  const log = a.logger ?? nullLogger;
+  const Fuse = loadFuse();
+  const mountpoint = resolve(a.mountpoint);
+  const { volume, keyring, state } = await openVolume(a);
+  const other = await runningMount(state);
+  if (other && other.pid !== process.pid) {
+    await volume.close().catch(() => {});
+    throw new VolumeError(
+      'busy',
+      `volume is already mounted by pid ${other.pid} at ${other.mountpoint}`,
+    );
+  }
+  let fuse: FuseHandle | null = null;
+  const handle = new Fuse(
+    mountpoint,
+    fuseOps(volume, () => fuse, log),
+    {
+      force: true,
+      autoUnmount: true,
+      bigWrites: true,
+      maxWrite: 131072,
+      defaultPermissions: true,
+      allowOther: a.allowOther ?? process.getuid?.() === 0,
+      fsname: 'supernet',
+      timeout: false,
+      debug: !!a.debug,
+    },
+  );
+  fuse = handle;
+  await new Promise<void>((res, rej) => handle.mount((err) => (err ? rej(err) : res())));
+  await mkdir(state.dir, { recursive: true, mode: 0o700 });
+  await writeFile(state.pidfile, JSON.stringify({ pid: process.pid, mountpoint }) + '\n', {
+    mode: 0o600,
+  });
+  const server = await controlServer(state, volume, keyring, log, a.keyFile);
+  log.info('mounted', {
+    mountpoint,
+    volume: keyring.volumeId.toString('hex'),
+    version: volume.superblock.version.toString(),
+  });
+
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  let closing = false;
+  const shutdown = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    clearInterval(watch);
+    server.close();
+    await rm(state.control, { force: true });
+    try {
+      await volume.close();
+      log.info('unmounted', { mountpoint, version: volume.superblock.version.toString() });
+    } catch (e) {
+      log.error('final commit failed', { error: String(e) });
+    }
+    await rm(state.pidfile, { force: true });
+    finish();
+  };
+  // fuse-native tells nobody when the kernel unmounts; the mount table does.
+  const watch = setInterval(() => {
+    isMounted(mountpoint).then(
+      (m) => {
+        if (!m) void shutdown();
+      },
+      () => {},
+    );
+  }, 300);
+  return {
+    volume,
+    state,
+    done,
+    unmount: async () => {
+      await run('fusermount', ['-u', mountpoint]);
+      await shutdown();
+    },
+  };
+}
+
+/** Newline-delimited JSON requests on a Unix socket in the state folder. */
+async function controlServer(
+  state: StatePaths,
+  volume: Volume,
+  keyring: Keyring,
+  log: Logger,
+  keyFile: string,
+): Promise<Server> {
+  await rm(state.control, { force: true });
+  const server = createServer((sock: Socket) => {
+    let buf = '';
+    const send = (o: unknown): boolean => sock.write(JSON.stringify(o) + '\n');
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let req: { op?: unknown };
+      try {
+        req = JSON.parse(buf.slice(0, nl));
+      } catch {
+        send({ ok: false, error: 'request is not JSON' });
+        sock.end();
+        return;
+      }
+      buf = '';
+      (async () => {
+        switch (req.op) {
+          case 'status':
+            return {
+              version: volume.superblock.version.toString(),
+              epoch: volume.superblock.epoch,
+              counters: volume.counters,
+            };
+          case 'commit':
+            await volume.commit();
+            return { version: volume.superblock.version.toString() };
+          case 'drop-caches':
+            await volume.dropCaches();
+            return {};
+          case 'rekey': {
+            // The CLI has added the new epoch to the key file; take its keys.
+            const fresh = await readKeyFile(keyFile);
+            for (const [e, k] of fresh.keys) keyring.keys.set(e, k);
+            let last = 0;
+            await volume.rekey((done, total) => {
+              const now = Date.now();
+              if (now - last > 100 || done === total) {
+                last = now;
+                send({ progress: { done, total } });
+              }
+            });
+            return { epoch: volume.superblock.epoch };
+          }
+          default:
+            throw new Error(`unknown op ${JSON.stringify(req.op)}`);
+        }
+      })().then(
+        (r) => {
+          send({ ok: true, ...r });
+          sock.end();
+        },
+        (e) => {
+          log.warn('control request failed', { op: String(req.op), error: String(e) });
+          send({ ok: false, error: String((e as Error).message ?? e) });
+          sock.end();
+        },
+      );
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(state.control, () => res());
+  });
+  return server;
+}
+
+/** Sends one control request to a mount daemon; `onProgress` sees progress lines. */
+export async function control(
+  state: StatePaths,
+  req: Record<string, unknown>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Record<string, unknown>> {
+  const { connect } = await import('node:net');
+  return new Promise((res, rej) => {
+    const sock = connect(state.control);
+    let buf = '';
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = JSON.parse(line) as {
+          ok?: boolean;
+          error?: string;
+          progress?: { done: number; total: number };
+        };
+        if (m.progress) onProgress?.(m.progress.done, m.progress.total);
+        else if (m.ok) res(m as Record<string, unknown>);
+        else rej(new Error(m.error ?? 'control request failed'));
+      }
+    });
+    sock.on('error', rej);
+  });
+}
