@@ -976,6 +976,25 @@ export class Volume {
     });
   }
 
+  /** The store names of the objects that hold `path` (for tests and forensics). */
+  locate(
+    path: string,
+  ): Promise<{ ino: number; page: string | null; nodes: string[]; chunks: string[] }> {
+    return this.lock.read(async () => {
+      const n = await this.resolve(path);
+      const nodes: string[] = [];
+      const chunks: string[] = [];
+      await n.tree.walk(
+        (r, i) => {
+          chunks[i] = idName(r.id);
+        },
+        (r) => nodes.push(idName(r.id)),
+      );
+      const page = await this.itable.get(pageOf(n.rec.ino));
+      return { ino: n.rec.ino, page: page ? idName(page.id) : null, nodes, chunks };
+    });
+  }
+
   /** How many stored refs (nodes, pages, chunks) are sealed under an epoch other than `epoch`. */
   async refsOutside(epoch: number): Promise<number> {
     let n = 0;

@@ -35,6 +35,8 @@ export interface Bed {
 export async function makeBed(prefix: string): Promise<Bed> {
   const dir = await mkdtemp(join(tmpdir(), `snfs-${prefix}-`));
   const env = { ...process.env, SUPERNET_FS_STATE: join(dir, 'state') };
+  // in-process helpers (openVolume, control) find the same state
+  process.env.SUPERNET_FS_STATE = env.SUPERNET_FS_STATE;
   const children = new Set<ChildProcess>();
   const mounts = new Set<string>();
   const bed: Bed = {
