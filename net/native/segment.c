@@ -138,3 +138,75 @@ void sn_tso_segment(const sn_tso *t, uint32_t i, uint8_t *out) {
   c = (uint16_t)~sn_csum_fold(sum);
   memcpy(tcp + 16, &c, 2);
 }
+
+/* ---------- coalescing (the receive-side counterpart of sn_tso_*) ---------- */
+
+#define SN_TCP_ACK 0x10
+#define SN_IPV4_DF 0x4000
+
+static uint64_t pseudo_sum(const uint8_t *ip, size_t l4len) {
+  uint8_t pseudo[12];
+  memcpy(pseudo, ip + 12, 8);
+  pseudo[8] = 0;
+  pseudo[9] = ip[9];
+  wr16(pseudo + 10, (uint16_t)l4len);
+  return sn_csum_add(0, pseudo, sizeof pseudo);
+}
+
+int sn_gro_accept(const uint8_t *pkt, size_t len, sn_gro_seg *s) {
+  size_t thl;
+  if (len < SN_IPV4_MIN_HDR + SN_TCP_MIN_HDR || pkt[0] != 0x45 || rd16(pkt + 2) != len ||
+      rd16(pkt + 6) != SN_IPV4_DF || pkt[9] != SN_IPPROTO_TCP)
+    return -1;
+  thl = (size_t)(pkt[SN_IPV4_MIN_HDR + 12] >> 4) * 4;
+  if (thl < SN_TCP_MIN_HDR || SN_IPV4_MIN_HDR + thl >= len) return -1; /* needs a payload */
+  s->flags = pkt[SN_IPV4_MIN_HDR + 13];
+  if ((s->flags & ~(SN_TCP_ACK | SN_TCP_PSH)) != 0 || !(s->flags & SN_TCP_ACK)) return -1;
+  if (sn_csum_fold(sn_csum_add(0, pkt, SN_IPV4_MIN_HDR)) != 0xffff) return -1;
+  if (sn_csum_fold(sn_csum_add(pseudo_sum(pkt, len - SN_IPV4_MIN_HDR), pkt + SN_IPV4_MIN_HDR,
+                               len - SN_IPV4_MIN_HDR)) != 0xffff)
+    return -1;
+  s->pkt = pkt;
+  s->len = len;
+  s->thl = thl;
+  s->plen = len - SN_IPV4_MIN_HDR - thl;
+  s->seq = rd32(pkt + SN_IPV4_MIN_HDR + 4);
+  return 0;
+}
+
+int sn_gro_follows(const sn_gro_seg *first, const sn_gro_seg *prev, const sn_gro_seg *next, size_t total_payload) {
+  const uint8_t *a = first->pkt, *b = next->pkt;
+  const size_t t = SN_IPV4_MIN_HDR;
+  return prev->plen == first->plen && !(prev->flags & SN_TCP_PSH) && next->thl == first->thl &&
+         next->plen <= first->plen && next->seq == prev->seq + (uint32_t)prev->plen &&
+         SN_IPV4_MIN_HDR + first->thl + total_payload + next->plen <= SN_IPV4_MAX_PACKET &&
+         a[1] == b[1] && a[8] == b[8] &&                 /* TOS (incl. ECN), TTL */
+         memcmp(a + 12, b + 12, 8) == 0 &&                /* addresses */
+         memcmp(a + t, b + t, 4) == 0 &&                  /* ports */
+         memcmp(a + t + 8, b + t + 8, 4) == 0 &&          /* acknowledgment number */
+         memcmp(a + t + 14, b + t + 14, 2) == 0 &&        /* window */
+         memcmp(a + t + 20, b + t + 20, first->thl - 20) == 0; /* options (timestamps) */
+}
+
+void sn_gro_header(const sn_gro_seg *first, const sn_gro_seg *last, size_t total_payload, uint8_t *hdr,
+                   struct virtio_net_hdr *vh) {
+  const size_t hl = SN_IPV4_MIN_HDR + first->thl, total = hl + total_payload;
+  uint8_t *tcp = hdr + SN_IPV4_MIN_HDR;
+  uint16_t c;
+  memcpy(hdr, first->pkt, hl);
+  wr16(hdr + 2, (uint16_t)total);
+  hdr[10] = hdr[11] = 0;
+  c = (uint16_t)~sn_csum_fold(sn_csum_add(0, hdr, SN_IPV4_MIN_HDR));
+  memcpy(hdr + 10, &c, 2);
+  tcp[13] = (uint8_t)(first->flags | (last->flags & SN_TCP_PSH));
+  /* CHECKSUM_PARTIAL: the field holds the folded, uncomplemented pseudo-header sum. */
+  c = sn_csum_fold(pseudo_sum(hdr, total - SN_IPV4_MIN_HDR));
+  memcpy(tcp + 16, &c, 2);
+  memset(vh, 0, sizeof *vh);
+  vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  vh->hdr_len = (uint16_t)hl;
+  vh->gso_size = (uint16_t)first->plen;
+  vh->csum_start = SN_IPV4_MIN_HDR;
+  vh->csum_offset = 16;
+}

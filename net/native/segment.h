@@ -60,4 +60,42 @@ size_t sn_tso_seglen(const sn_tso *t, uint32_t i);
  */
 void sn_tso_segment(const sn_tso *t, uint32_t i, uint8_t *out);
 
+
+/* An IPv4/TCP segment that may join a coalesced super-packet (see sn_gro_*). */
+typedef struct {
+  const uint8_t *pkt;
+  size_t len;  /* IPv4 total length == packet length */
+  size_t thl;  /* TCP header length (IPv4 header is exactly 20 bytes) */
+  size_t plen; /* payload length (> 0) */
+  uint32_t seq;
+  uint8_t flags;
+} sn_gro_seg;
+
+/* Most segments merged into one super-packet. */
+#define SN_GRO_MAX_SEGS 64
+
+/*
+ * Accepts a packet as a coalescing candidate: IPv4 without options, DF set
+ * and not fragmented, TCP with only ACK (and possibly PSH) set, a payload,
+ * and valid IPv4 and TCP checksums (coalescing replaces the per-segment
+ * checksums, so they are verified here instead of by the kernel). Returns 0
+ * or -1.
+ */
+int sn_gro_accept(const uint8_t *pkt, size_t len, sn_gro_seg *s);
+/*
+ * True if `next` continues the run that `first` started and `prev` ended:
+ * same addresses, ports, TOS, TTL, ACK, window and TCP options; in sequence;
+ * not longer than the run's segment size; fits 64 KiB; `prev` full-sized
+ * and without PSH.
+ */
+int sn_gro_follows(const sn_gro_seg *first, const sn_gro_seg *prev, const sn_gro_seg *next, size_t total_payload);
+/*
+ * Writes the super-packet's headers (20 + first->thl bytes) to `hdr`: total
+ * length, IPv4 checksum, PSH if the last segment had it, and in the TCP
+ * checksum field the pseudo-header sum, as CHECKSUM_PARTIAL expects; fills
+ * `vh` (NEEDS_CSUM, GSO TCPV4, gso_size = first->plen).
+ */
+void sn_gro_header(const sn_gro_seg *first, const sn_gro_seg *last, size_t total_payload, uint8_t *hdr,
+                   struct virtio_net_hdr *vh);
+
 #endif

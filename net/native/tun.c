@@ -12,8 +12,9 @@
  * virtio_net_hdr first. With TUNSETOFFLOAD(TUN_F_CSUM|TUN_F_TSO4) the kernel
  * may hand over a TCP super-packet of up to 64 KiB (gso_type TCPV4) or a
  * packet whose checksum is left for us (NEEDS_CSUM); both are completed here
- * (segment.c) so JS only ever sees ordinary IPv4 packets. Writes get an
- * all-zero header (no GSO, checksum already complete).
+ * (segment.c) so JS only ever sees ordinary IPv4 packets. Single writes get
+ * an all-zero header (no GSO, checksum already complete); writeMany merges
+ * runs of TCP segments back into super-packets (tun_write_coalesced).
  */
 #define _GNU_SOURCE
 #include "sn.h"
@@ -200,6 +201,84 @@ static int tun_write_one(sn_tun *t, const uint8_t *p, size_t len) {
   st[TS_TX_PACKETS]++;
   st[TS_TX_BYTES] += (double)len;
   return 1;
+}
+
+/*
+ * Offload mode, writeMany: consecutive in-sequence segments of one TCP flow
+ * go to the kernel as ONE super-packet (virtio GSO TCPV4, CHECKSUM_PARTIAL),
+ * gathered with writev() straight from the caller's buffer -- the receive-side
+ * counterpart of the TSO split (what GRO does in a NIC driver). The node's
+ * stack then handles one packet per run instead of one per segment. Anything
+ * else is written one packet at a time. Returns the packets accepted.
+ */
+static uint32_t tun_write_coalesced(sn_tun *t, const uint8_t *data, const uint32_t *po, const uint32_t *pl,
+                                    uint32_t count) {
+  double *st = t->io.stats;
+  sn_gro_seg segs[SN_GRO_MAX_SEGS], carry;
+  struct iovec iov[SN_GRO_MAX_SEGS + 2];
+  uint8_t hdr[SN_IPV4_MIN_HDR + 60];
+  struct virtio_net_hdr vh;
+  uint32_t ok = 0, i = 0, n;
+  int has_carry = 0;
+
+  while (i < count) {
+    size_t total = 0, hl;
+    double bytes = 0;
+    ssize_t r;
+    n = 0;
+    if (has_carry) {
+      segs[0] = carry;
+      has_carry = 0;
+      n = 1;
+    } else if (sn_gro_accept(data + po[i], pl[i], &segs[0]) == 0) {
+      n = 1;
+    }
+    if (n == 1) {
+      total = segs[0].plen;
+      while (i + n < count && n < SN_GRO_MAX_SEGS && sn_gro_accept(data + po[i + n], pl[i + n], &segs[n]) == 0) {
+        if (!sn_gro_follows(&segs[0], &segs[n - 1], &segs[n], total)) {
+          carry = segs[n]; /* starts the next run: its checksums are already verified */
+          has_carry = 1;
+          break;
+        }
+        total += segs[n].plen;
+        n++;
+      }
+    }
+    if (n < 2 || t->io.closed) {
+      ok += tun_write_one(t, data + po[i], pl[i]);
+      i++;
+      continue;
+    }
+    hl = SN_IPV4_MIN_HDR + segs[0].thl;
+    sn_gro_header(&segs[0], &segs[n - 1], total, hdr, &vh);
+    iov[0].iov_base = &vh;
+    iov[0].iov_len = VNET_HDR_LEN;
+    iov[1].iov_base = hdr;
+    iov[1].iov_len = hl;
+    for (uint32_t k = 0; k < n; k++) {
+      iov[2 + k].iov_base = (void *)(segs[k].pkt + hl);
+      iov[2 + k].iov_len = segs[k].plen;
+      bytes += (double)segs[k].len;
+    }
+    do {
+      r = writev(t->io.fd, iov, (int)n + 2);
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      st[TS_TX_PACKETS] += n;
+      st[TS_TX_BYTES] += bytes;
+      st[TS_TX_SUPER]++;
+      ok += n;
+    } else if (errno == EIO) {
+      st[TS_TX_ERRORS] += n; /* link down: each packet would fail alike */
+      st[TS_LAST_TX_ERRNO] = EIO;
+    } else {
+      /* The kernel refused the super-packet: deliver the segments as they came. */
+      for (uint32_t k = 0; k < n; k++) ok += tun_write_one(t, data + po[i + k], pl[i + k]);
+    }
+    i += n;
+  }
+  return ok;
 }
 
 /* tunOpen(name, flags) -> [fd, kernelName] */
@@ -395,7 +474,11 @@ static napi_value js_tun_write_many(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  for (uint32_t i = 0; i < count; i++) ok += tun_write_one(t, data + ((uint32_t *)po)[i], ((uint32_t *)pl)[i]);
+  if (t->vnet) {
+    ok = tun_write_coalesced(t, data, po, pl, count);
+  } else {
+    for (uint32_t i = 0; i < count; i++) ok += tun_write_one(t, data + ((uint32_t *)po)[i], ((uint32_t *)pl)[i]);
+  }
   napi_create_uint32(env, ok, &result);
   return result;
 }

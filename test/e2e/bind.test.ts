@@ -4,6 +4,9 @@
  * node:dgram fallback, refused sends counted, and close() releasing the port.
  */
 import { describe, it, expect } from '@jest/globals';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import {
   ipv4ToU32,
   openBind,
@@ -253,5 +256,93 @@ describe('native UDP bind on loopback', () => {
     }
     await expect(openBind({ port: 70000 })).rejects.toThrow(/port/);
     await expect(openBind({ port: 0, host: 'localhost' })).rejects.toThrow(/IPv4/);
+  });
+});
+
+const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+const rootSuite = isRoot ? describe : describe.skip;
+if (!isRoot)
+  it.skip('the blocked-socket test needs root (namespaces, tc): skipped', () => undefined);
+
+rootSuite('native UDP bind with a full socket buffer', () => {
+  it('waits for writability and sends the queued tail in order, nothing lost', async () => {
+    const ns = `snU${randomBytes(2).toString('hex')}`;
+    await run('ip', ['netns', 'add', ns]);
+    try {
+      await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      // A slow queue on the namespace's loopback holds the sender's buffer space,
+      // so a small SO_SNDBUF fills and sendmmsg() reports EAGAIN.
+      await run('tc', [
+        '-n',
+        ns,
+        'qdisc',
+        'add',
+        'dev',
+        'lo',
+        'root',
+        'tbf',
+        'rate',
+        '40mbit',
+        'burst',
+        '16kb',
+        'limit',
+        '8mb',
+      ]);
+      const bindUrl = new URL('../../net/bind.js', import.meta.url).href;
+      const script = `
+        const { openBind, ipv4ToU32 } = await import(${JSON.stringify(bindUrl)});
+        const L = ipv4ToU32('127.0.0.1');
+        const a = await openBind({ port: 0, host: '127.0.0.1', sndBuf: 4096 });
+        const b = await openBind({ port: 0, host: '127.0.0.1' });
+        const seqs = []; let bad = 0;
+        b.onDatagrams((x) => {
+          for (let i = 0; i < x.count; i++) {
+            const o = x.offsets[i], seq = x.buf.readUInt32BE(o);
+            for (let j = 4; j < x.lengths[i]; j++) if (x.buf[o + j] !== ((seq + j) & 255)) { bad++; break; }
+            seqs.push(seq);
+          }
+        });
+        const buf = Buffer.alloc(600);
+        const put = (seq) => {
+          buf.writeUInt32BE(seq, 0);
+          for (let j = 4; j < buf.length; j++) buf[j] = (seq + j) & 255;
+          a.send(buf, 0, 300 + (seq % 300), L, b.port);
+        };
+        let seq = 0;
+        for (; seq < 800; seq++) put(seq);
+        a.flush();
+        const blockedAfterFirst = a.stats.txBlocked;
+        for (; seq < 1200; seq++) put(seq); // queued behind the unsent tail
+        a.flush();
+        const t0 = Date.now();
+        while (seqs.length < 1200 && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 10));
+        let ordered = true;
+        for (let i = 0; i < seqs.length; i++) if (seqs[i] !== i) ordered = false;
+        console.log(JSON.stringify({ got: seqs.length, bad, ordered, blockedAfterFirst,
+          blocked: a.stats.txBlocked, sent: a.stats.txDatagrams, errors: a.stats.txErrors, dropped: a.stats.txDropped }));
+        a.close(); b.close();`;
+      const { stdout } = await run('ip', [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+      ]);
+      const r = JSON.parse(stdout) as Record<string, number | boolean>;
+      expect(r.blockedAfterFirst).toBeGreaterThan(0);
+      expect(r).toMatchObject({
+        got: 1200,
+        bad: 0,
+        ordered: true,
+        sent: 1200,
+        errors: 0,
+        dropped: 0,
+      });
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    }
   });
 });
