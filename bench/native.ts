@@ -182,7 +182,7 @@ async function tunPair(
       via ? 'C' : 'B',
       label,
       `${Math.round(mbit)} Mbit/s`,
-      `super-segments split: ${a.stats.rxSuperPackets}`,
+      `super-packets split ${a.stats.rxSuperPackets + b.stats.rxSuperPackets}, merged ${a.stats.txSuperPackets + b.stats.txSuperPackets}`,
       `TUN write errors ${a.stats.txErrors + b.stats.txErrors}`,
     ]);
   } finally {

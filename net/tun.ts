@@ -15,7 +15,9 @@
  *   The node's TCP stack then hands over super-segments of up to 64 KiB in
  *   one read; the addon splits them into MSS-sized IPv4/TCP packets with
  *   correct headers and checksums, so handlers still see ordinary IP packets,
- *   only more per read() system call.
+ *   only more per read() system call. In the other direction writeMany()
+ *   merges runs of TCP segments back into super-packets (userspace GRO), so
+ *   the node's stack handles one packet per run.
  * - `multiQueue: true`: `IFF_MULTI_QUEUE`; opening the same name again adds a
  *   queue (one fd each; the kernel spreads flows over queues by hash). All
  *   queues must be opened before the device is moved to another namespace,
@@ -63,7 +65,7 @@ export interface TunStats {
   readonly rxDropped: number;
   /** Offload mode: TCP super-segments read and split. */
   readonly rxSuperPackets: number;
-  /** Offload mode: coalesced super-segments written (reserved; 0 in this version). */
+  /** Offload mode: super-packets written by writeMany() (each counts its segments in txPackets). */
   readonly txSuperPackets: number;
   /** errno of the most recent failed write (0 if none): a hint for diagnostics. */
   readonly lastTxErrno: number;
@@ -98,6 +100,9 @@ export interface TunDevice {
   /**
    * Writes `count` packets `buf[offsets[i] .. offsets[i]+lengths[i])` in one
    * native call; returns how many the kernel accepted (failures are counted).
+   * In offload mode, consecutive in-sequence segments of one TCP flow (with
+   * valid checksums) are handed over as one super-packet, so prefer this to
+   * write() in a loop: collect a batch's packets for one device, then call it.
    */
   writeMany(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   /** Live counters. */
