@@ -10,6 +10,7 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { promisify } from 'node:util';
 import { openTun, type TunDevice } from '../../net/tun.js';
 import { loadNative } from '../../net/native/addon.js';
@@ -220,6 +221,40 @@ suite('addon segmenter on crafted packets', () => {
     expect(checksumsValid(Buffer.from(done))).toBe(true);
     expect(addon.segmentForTest(vnet(p, {}), out, offsets, lengths)).toBe(1);
     expect(out.subarray(0, p.length)).toEqual(p);
+  });
+
+  it('property: any valid super-packet splits into checksum-valid, in-order segments', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 65535 - 52 }),
+        fc.integer({ min: 1, max: 9000 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.constantFrom(0x10, 0x18, 0x19, 0x90, 0x11),
+        (plen, mss, seq, id, flags) => {
+          fc.pre(Math.ceil(plen / mss) <= 256);
+          const payload = randomBytes(plen);
+          const sp = tcpPacket(payload, flags, seq, id);
+          const n = addon.segmentForTest(
+            vnet(sp, { flags: NEEDS_CSUM, gsoType: GSO_TCPV4, gsoSize: mss }),
+            out,
+            offsets,
+            lengths,
+          );
+          expect(n).toBe(Math.max(1, Math.ceil(plen / mss)));
+          let at = 0;
+          for (let i = 0; i < n; i++) {
+            const seg = Buffer.from(out.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+            expect(checksumsValid(seg)).toBe(true);
+            expect(seg.readUInt32BE(24)).toBe((seq + at) >>> 0);
+            expect(seg.subarray(52).equals(payload.subarray(at, at + mss))).toBe(true);
+            at += seg.length - 52;
+          }
+          expect(at).toBe(plen);
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 
   it('drops malformed GSO packets', () => {
