@@ -59,6 +59,7 @@ interface HostedNode {
   abort: AbortController;
   refreshing: Promise<void> | null;
   refreshAgain: boolean;
+  saved: SavedNode;
   /** Endpoint of each member as the last config named it (to tell a VARP change from a stale answer). */
   varpSeen: Map<string, string>;
 }
@@ -70,6 +71,8 @@ interface SavedNode {
   channels: string[];
   token: string;
   identity: string;
+  /** The last verified config, so the node comes back even while the admin service is unreachable. */
+  config?: NodeConfig;
 }
 
 /** Public summary of a hosted node (control API, `supernet status`). */
@@ -265,6 +268,22 @@ export class HostAgent {
     return join(this.o.stateDir, 'nodes', `${supernet.slice(2)}-${name}.json`);
   }
 
+  /** Restores a saved node; while that fails (admin unreachable, no saved config) tries again every 5 s. */
+  private async resumeOrRetry(saved: SavedNode): Promise<void> {
+    try {
+      await this.resume(saved);
+    } catch (err) {
+      this.o.logger.warn('could not restore node yet; retrying', {
+        node: saved.name,
+        supernet: saved.supernet,
+        err: String(err),
+      });
+      const t = setTimeout(() => void this.resumeOrRetry(saved), 5000);
+      t.unref();
+      this.timers.push(t);
+    }
+  }
+
   private async resume(saved: SavedNode): Promise<void> {
     const identity = Identity.parse(saved.identity, `saved identity of ${saved.name}`);
     let config: NodeConfig;
@@ -338,6 +357,7 @@ export class HostAgent {
       abort: new AbortController(),
       refreshing: null,
       refreshAgain: false,
+      saved,
       varpSeen: new Map(),
     };
     this.nodes.set(`${supernet}/${saved.name}`, node);
@@ -413,6 +433,8 @@ export class HostAgent {
       return;
     node.serial = cfg.serial;
     node.config = cfg;
+    node.saved.config = cfg;
+    this.save(node.saved);
     const local = node.local;
     local.channels = new Set(cfg.node.channels.map((c) => parseChannelId(c)));
     const peers = new Map<number, Peer>();
