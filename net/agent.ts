@@ -17,7 +17,7 @@ import { parseChannelId, parseSupernetId, supernetIdBytes } from '../admin/ids.j
 import { channelKeyContext, type Endpoint, type NodeConfig } from '../admin/protocol.js';
 import { AdminRefusal, type AdminLink, type LinkEvent } from './admin-link.js';
 import type { DatagramBind } from './bind.js';
-import { Datapath, type LocalNode, type Peer, type SupernetTable } from './datapath.js';
+import { Datapath, newStage, type LocalNode, type Peer, type SupernetTable } from './datapath.js';
 import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
 import type { Logger } from '../admin/logger.js';
@@ -336,6 +336,7 @@ export class HostAgent {
       peers: new Map(),
       tun,
       counters: { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txNoRoute: 0, txNoKey: 0 },
+      stage: newStage(),
     };
     let table = this.datapath.supernets.get(sk);
     if (!table) {

@@ -124,7 +124,7 @@ const hostStart: Command = {
   summary: 'run the host agent (foreground) for this host',
   usage:
     'supernet host start (--admin-info FILE | --admin URL --admin-key SIGNKEY) [--state DIR] [--port N] ' +
-    '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--log-level L]',
+    '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--no-offload] [--log-level L]',
   async run(argv) {
     const { values } = parse(
       argv,
@@ -140,6 +140,7 @@ const hostStart: Command = {
         'ns-prefix': { type: 'string' },
         mtu: { type: 'string' },
         'log-level': { type: 'string' },
+        'no-offload': { type: 'boolean' },
       },
       this.usage,
     );
@@ -181,7 +182,10 @@ const hostStart: Command = {
     } catch (err) {
       throw new CliError(EXIT.UNAVAILABLE, (err as Error).message);
     }
-    const bind = await openBind({ port }).catch((err: Error) => {
+    // Kernel offloads (design brief §4): TSO super-segments from node TUNs,
+    // UDP GSO/GRO on the underlay. --no-offload for kernels or NICs without them.
+    const offload = !values['no-offload'];
+    const bind = await openBind({ port, gso: offload, gro: offload }).catch((err: Error) => {
       throw new CliError(EXIT.UNAVAILABLE, `cannot open UDP port ${port}: ${err.message}`);
     });
     const agent = new HostAgent({
@@ -191,7 +195,7 @@ const hostStart: Command = {
       endpoint,
       nsPrefix: (values['ns-prefix'] as string | undefined) ?? 'sn-',
       underlayMtu: mtu,
-      openTun: () => openTun({ name: 'snt%d' }),
+      openTun: () => openTun({ name: 'snt%d', offload }),
       logger,
     });
     await agent.start();
