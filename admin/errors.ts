@@ -38,6 +38,7 @@ export type ApiErrorCode =
   | 'vip_taken'
   | 'pool_exhausted'
   | 'store_unavailable'
+  | 'shutting_down'
   | 'internal';
 
 /** An error whose status, code and message are meant for the API caller. */

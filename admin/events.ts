@@ -29,15 +29,12 @@ export const streamKey = (sid: string, name: string): string => `${sid}|${name}`
 
 export class EventHub {
   private readonly byKey = new Map<string, Set<Stream>>();
-  private readonly keepalive: NodeJS.Timeout;
+  private keepalive: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly logger: Logger,
     private readonly opts: { keepAliveMs?: number; coalesceMs?: number } = {},
-  ) {
-    this.keepalive = setInterval(() => this.ping(), opts.keepAliveMs ?? KEEPALIVE_MS);
-    this.keepalive.unref();
-  }
+  ) {}
 
   /** Number of open streams. */
   get size(): number {
@@ -65,6 +62,10 @@ export class EventHub {
     });
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
+    if (!this.keepalive) {
+      this.keepalive = setInterval(() => this.ping(), this.opts.keepAliveMs ?? KEEPALIVE_MS);
+      this.keepalive.unref();
+    }
     const s: Stream = { key, session, res, pendingSerial: null, timer: null, closed: false };
     let set = this.byKey.get(key);
     if (!set) this.byKey.set(key, (set = new Set()));
@@ -146,7 +147,8 @@ export class EventHub {
 
   /** Ends every stream (service shutdown). */
   close(): void {
-    clearInterval(this.keepalive);
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = null;
     for (const set of [...this.byKey.values()]) {
       for (const s of [...set]) {
         s.res.end();

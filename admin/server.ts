@@ -127,8 +127,9 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
 
   const publish = (e: Effects | null): void => {
     if (!e) return;
-    for (const s of e.endSessions) events.endSession(s);
+    // `expelled` first: it must reach the streams before their session ends them.
     if (e.expelled) events.expelled(e.expelled.key, e.expelled.reason);
+    for (const s of e.endSessions) events.endSession(s);
     for (const key of e.config) events.config(key, e.serial);
   };
 
@@ -176,6 +177,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     json(ctx, 200, await membership.resolve(ctx.state.session, queryVip(ctx.query.vip))),
   );
   r.get('/events', nodeAuth, async (ctx) => {
+    if (closing) throw new ApiError(503, 'shutting_down', 'the admin service is shutting down');
     const s = ctx.state.session;
     const serial = await membership.serialOf(s);
     ctx.respond = false;
@@ -235,11 +237,14 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   app.use(r.allowedMethods({ throw: true }));
 
   let server: Server | null = null;
+  let closing = false;
   return {
     app,
     membership,
     events,
     async listen(port: number, host = '127.0.0.1'): Promise<Server> {
+      if (server) throw new Error('already listening');
+      closing = false;
       server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(port, host);
         s.once('listening', () => resolve(s));
@@ -261,13 +266,22 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
       return `http://${host}:${a.port}`;
     },
     async close(): Promise<void> {
+      closing = true;
       events.close();
       await pending;
       if (server) {
         const s = server;
         server = null;
         await new Promise<void>((resolve) => {
-          s.close(() => resolve());
+          // Stop accepting; let requests in flight finish (up to 5 s), closing
+          // keep-alive connections as soon as they go idle.
+          const sweep = setInterval(() => s.closeIdleConnections(), 20);
+          const hard = setTimeout(() => s.closeAllConnections(), 5_000);
+          s.close(() => {
+            clearInterval(sweep);
+            clearTimeout(hard);
+            resolve();
+          });
           s.closeIdleConnections();
         });
       }

@@ -99,16 +99,24 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Locks held by this process (a pid check cannot tell two opens in one process apart). */
+const heldLocks = new Set<string>();
+
 function takeLock(lockPath: string): void {
+  if (heldLocks.has(lockPath)) {
+    throw new StoreError(`${lockPath}: database is in use by process ${process.pid} (this one)`);
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(lockPath, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      heldLocks.add(lockPath);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(lockPath, 'utf8').trim());
+      // Our own pid without an entry in heldLocks is a leftover of an earlier process that had our pid.
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
         throw new StoreError(`${lockPath}: database is in use by process ${pid}`);
       }
@@ -143,7 +151,10 @@ export class LowdbStore extends MapStore {
       store.load(checkSnapshot(db.data, path));
       return store;
     } catch (err) {
-      if (lockPath) await unlink(lockPath).catch(() => undefined);
+      if (lockPath) {
+        heldLocks.delete(lockPath);
+        await unlink(lockPath).catch(() => undefined);
+      }
       throw err;
     }
   }
@@ -155,6 +166,9 @@ export class LowdbStore extends MapStore {
 
   override async close(): Promise<void> {
     await super.close();
-    if (this.lockPath) await unlink(this.lockPath).catch(() => undefined);
+    if (this.lockPath) {
+      await unlink(this.lockPath).catch(() => undefined);
+      heldLocks.delete(this.lockPath);
+    }
   }
 }
