@@ -1,0 +1,107 @@
+/**
+ * CLI commands of configfs (bin/supernet.ts dispatches to them):
+ *   supernet configfs run     the configfs process (the host agent starts it)
+ *   supernet configfs repair  re-bind node files after configfs was restarted
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
+import { jsonLogger, type LogLevel } from '../admin/logger.js';
+import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
+import { FS_SUBTYPE } from './content.js';
+import { ConfigfsDaemon } from './daemon.js';
+import { DEFAULT_MOUNTPOINT } from './mount.js';
+import { makeDev, mountOf, readMountInfo } from './mountinfo.js';
+import { repairStaleBinds } from './repair.js';
+import { DEFAULT_SPOOL_DIR } from './spool.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse(
+  argv: string[],
+  options: Options,
+  usage: string,
+): Record<string, string | boolean | undefined> {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+    return r.values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
+  }
+}
+
+function level(v: string | boolean | undefined): LogLevel {
+  const l = (v ?? 'info') as string;
+  if (!['debug', 'info', 'warn', 'error'].includes(l)) {
+    throw new CliError(EXIT.USAGE, `--log-level must be debug, info, warn or error, got ${l}`);
+  }
+  return l as LogLevel;
+}
+
+const run: Command = {
+  summary: 'run configfs: per-node /etc files (resolv.conf, hosts, ...) over FUSE',
+  usage:
+    'supernet configfs run [--mount DIR] [--spool DIR] [--etc DIR] [--no-repair] [--log-level L]',
+  async run(argv) {
+    const v = parse(
+      argv,
+      {
+        mount: { type: 'string' },
+        spool: { type: 'string' },
+        etc: { type: 'string' },
+        'no-repair': { type: 'boolean' },
+        'log-level': { type: 'string' },
+      },
+      this.usage,
+    );
+    const logger = jsonLogger(level(v['log-level']));
+    const daemon = new ConfigfsDaemon({
+      logger,
+      mountpoint: (v.mount as string | undefined) ?? DEFAULT_MOUNTPOINT,
+      spoolDir: (v.spool as string | undefined) ?? DEFAULT_SPOOL_DIR,
+      hostEtcDir: v.etc as string | undefined,
+      repair: !v['no-repair'],
+    });
+    try {
+      await daemon.start();
+    } catch (err) {
+      throw new CliError(EXIT.UNAVAILABLE, `cannot mount configfs: ${(err as Error).message}`);
+    }
+    await new Promise<void>((done) => {
+      process.once('SIGTERM', done);
+      process.once('SIGINT', done);
+    });
+    await daemon.stop();
+    return EXIT.OK;
+  },
+};
+
+const repair: Command = {
+  summary: 'cover bind mounts of a dead configfs in node mount namespaces with the live one',
+  usage: 'supernet configfs repair [--mount DIR] [--json]',
+  async run(argv) {
+    const v = parse(argv, { mount: { type: 'string' }, json: { type: 'boolean' } }, this.usage);
+    const mountpoint = resolve((v.mount as string | undefined) ?? DEFAULT_MOUNTPOINT);
+    const m = mountOf(readMountInfo('self'), mountpoint);
+    if (m === null || m.mountPoint !== mountpoint || m.fstype !== `fuse.${FS_SUBTYPE}`) {
+      throw new CliError(EXIT.UNAVAILABLE, `no live configfs mounted at ${mountpoint}`);
+    }
+    const report = await repairStaleBinds({
+      mountpoint,
+      liveDev: makeDev(m.major, m.minor),
+      logger: jsonLogger('warn'),
+    });
+    output(
+      !!v.json,
+      report,
+      () =>
+        `${report.namespaces} mount namespaces, ${report.stale} stale binds, ${report.repaired} repaired, ${report.failed.length} failed\n`,
+    );
+    return report.failed.length === 0 ? EXIT.OK : EXIT.SOFTWARE;
+  },
+};
+
+/** Commands keyed by their full path. */
+export const configfsCommands: Record<string, Command> = {
+  'configfs run': run,
+  'configfs repair': repair,
+};

@@ -1,0 +1,264 @@
+/**
+ * The configfs FUSE mount (paper §4.7: "/etc/resolv.conf → /proc/self/
+ * resolv.conf"; docs/dns.md §configfs): one read-only directory per host,
+ * e.g. /run/supernet/configfs, holding resolv.conf, hosts, hostname,
+ * nsswitch.conf and networks, whose bytes depend on the calling process.
+ *
+ * The kernel must never answer one caller from what another caller read:
+ * - `direct_io`: reads bypass the page cache, which is per inode, not per
+ *   caller (two nodes reading at the same moment would otherwise share it).
+ * - `attr_timeout=0`: every stat(2) reaches us, so size and mtime are the
+ *   caller's (glibc re-reads resolv.conf when they change).
+ * - the content is snapshotted at open(2), so a file that changes while a
+ *   program reads it in pieces is never torn.
+ * fuse-native has no option for direct_io; its `fsname` is pasted into `-o`
+ * unchecked (design brief §4), which is how the option reaches libfuse.
+ */
+import { resolve } from 'node:path';
+import type { Logger } from '../admin/logger.js';
+import type { Clock } from '../admin/clock.js';
+import { loadFuse, type Cb, type FuseHandle } from '../fs/fuse.js';
+import { ConfigContent, ERRNO, FS_SUBTYPE, hostEtc, type FileView } from './content.js';
+import { makeDev, mountOf, readMountInfo } from './mountinfo.js';
+
+export { FS_SUBTYPE };
+import type { NsProbe } from './caller.js';
+import { CONFIG_FILES, isConfigFile, type NodeSpec } from './files.js';
+
+export const DEFAULT_MOUNTPOINT = '/run/supernet/configfs';
+
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const W_OK = 2;
+/** Open files per mount; each holds one small snapshot. */
+const DEFAULT_MAX_HANDLES = 65536;
+const EROFS = 30;
+const ENFILE = 23;
+const EBADF = 9;
+
+export interface ConfigFsOptions {
+  mountpoint: string;
+  logger: Logger;
+  /** The host's configuration directory (default /etc). */
+  hostEtcDir?: string;
+  probe?: NsProbe;
+  clock?: Clock;
+  maxHandles?: number;
+}
+
+interface Stat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  mtime: Date;
+  atime: Date;
+  ctime: Date;
+}
+
+function fileStat(v: FileView): Stat {
+  const t = new Date(v.mtime);
+  return {
+    mode: S_IFREG | 0o444,
+    uid: 0,
+    gid: 0,
+    size: v.data.length,
+    nlink: 1,
+    mtime: t,
+    atime: t,
+    ctime: t,
+  };
+}
+
+/** A mounted configfs. Node changes take effect at the next open/stat; no remount. */
+export class ConfigFs {
+  readonly content: ConfigContent;
+  /** FUSE-level counters (content counters are in `content.stats`). */
+  readonly stats = { requests: 0, opens: 0, denied: 0, handles: 0 };
+  private readonly logger: Logger;
+  private readonly mountpoint: string;
+  private readonly maxHandles: number;
+  private readonly handles = new Map<number, FileView>();
+  private nextHandle = 1;
+  private fuse: FuseHandle | null = null;
+  private dev: number | null = null;
+  private readonly mountedAt = new Date();
+
+  constructor(opts: ConfigFsOptions) {
+    this.logger = opts.logger;
+    this.mountpoint = resolve(opts.mountpoint);
+    this.maxHandles = opts.maxHandles ?? DEFAULT_MAX_HANDLES;
+    this.content = new ConfigContent({
+      logger: opts.logger,
+      host: hostEtc(opts.hostEtcDir ?? '/etc'),
+      probe: opts.probe,
+      clock: opts.clock,
+    });
+  }
+
+  setNode(key: string, netns: string, spec: NodeSpec): void {
+    this.content.setNode(key, netns, spec);
+  }
+  breakNode(key: string): void {
+    this.content.breakNode(key);
+  }
+  removeNode(key: string): void {
+    this.content.removeNode(key);
+  }
+
+  /** The device number of the live mount (null before mount). */
+  get device(): number | null {
+    return this.dev;
+  }
+
+  /**
+   * Mounts. A stale mount left at the mount point by a killed predecessor
+   * ("Transport endpoint is not connected") is lazily unmounted first.
+   */
+  async mount(): Promise<void> {
+    const Fuse = loadFuse();
+    const fuse = new Fuse(this.mountpoint, this.ops(), {
+      // See the file comment: direct_io travels inside fsname.
+      fsname: `${FS_SUBTYPE},direct_io`,
+      subtype: FS_SUBTYPE,
+      allowOther: true,
+      autoUnmount: true,
+      force: true,
+      mkdir: true,
+      attrTimeout: '0',
+      entryTimeout: '1',
+    });
+    await new Promise<void>((resolve, reject) =>
+      fuse.mount((err) => (err ? reject(err) : resolve())),
+    );
+    this.fuse = fuse;
+    // Never stat(2) our own mount from this thread (it would wait for itself).
+    const m = mountOf(readMountInfo('self'), this.mountpoint);
+    this.dev =
+      m !== null && m.mountPoint === this.mountpoint && m.fstype === `fuse.${FS_SUBTYPE}`
+        ? makeDev(m.major, m.minor)
+        : null;
+    this.logger.info('configfs: mounted', { mountpoint: this.mountpoint });
+  }
+
+  async unmount(): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse) return;
+    this.fuse = null;
+    this.dev = null;
+    await new Promise<void>((resolve, reject) =>
+      fuse.unmount((err) => (err ? reject(err) : resolve())),
+    );
+    this.handles.clear();
+    this.stats.handles = 0;
+    this.logger.info('configfs: unmounted', { mountpoint: this.mountpoint });
+  }
+
+  /** The pid of the current request's caller; must be called synchronously in a handler. */
+  private callerPid(): number {
+    return this.fuse?.context()?.pid ?? 0;
+  }
+
+  /** File `path` as the current caller sees it: a view, or a negative errno. */
+  private lookup(path: string): FileView | number {
+    const name = path.slice(1);
+    if (path[0] !== '/' || !isConfigFile(name)) return -ERRNO.ENOENT;
+    const v = this.content.lookup(this.callerPid(), name);
+    if (typeof v === 'number') {
+      this.stats.denied++;
+      return -v;
+    }
+    return v ?? -ERRNO.ENOENT;
+  }
+
+  private ops(): Record<string, unknown> {
+    return {
+      getattr: (path: string, cb: Cb<Stat>) => {
+        this.stats.requests++;
+        if (path === '/') {
+          const t = this.mountedAt;
+          return cb(0, {
+            mode: S_IFDIR | 0o555,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 2,
+            mtime: t,
+            atime: t,
+            ctime: t,
+          });
+        }
+        const v = this.lookup(path);
+        return typeof v === 'number' ? cb(v) : cb(0, fileStat(v));
+      },
+      fgetattr: (path: string, fd: number, cb: Cb<Stat>) => {
+        this.stats.requests++;
+        const v = this.handles.get(fd);
+        if (v === undefined) return path === '/' ? cb(-ERRNO.ENOENT) : cb(-EBADF);
+        return cb(0, fileStat(v));
+      },
+      readdir: (path: string, cb: Cb<string[]>) => {
+        this.stats.requests++;
+        if (path !== '/') return cb(-ERRNO.ENOENT);
+        return cb(0, [...CONFIG_FILES]);
+      },
+      access: (path: string, mode: number, cb: Cb) => {
+        this.stats.requests++;
+        if (path === '/') return cb(mode & W_OK ? -EROFS : 0);
+        const v = this.lookup(path);
+        if (typeof v === 'number') return cb(v);
+        return cb(mode & W_OK ? -EROFS : 0);
+      },
+      open: (path: string, flags: number, cb: Cb<number>) => {
+        this.stats.requests++;
+        if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) return cb(-EROFS);
+        const v = this.lookup(path);
+        if (typeof v === 'number') return cb(v);
+        if (this.handles.size >= this.maxHandles) {
+          this.logger.warn('configfs: too many open files', { max: this.maxHandles });
+          return cb(-ENFILE);
+        }
+        let fd = this.nextHandle;
+        while (this.handles.has(fd)) fd = fd >= 0x7fffffff ? 1 : fd + 1;
+        this.nextHandle = fd >= 0x7fffffff ? 1 : fd + 1;
+        this.handles.set(fd, v);
+        this.stats.opens++;
+        this.stats.handles = this.handles.size;
+        return cb(0, fd);
+      },
+      read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb<number>) => {
+        this.stats.requests++;
+        const v = this.handles.get(fd);
+        if (v === undefined) return cb(-EBADF);
+        if (pos >= v.data.length) return cb(0);
+        const n = v.data.copy(buf, 0, pos, Math.min(v.data.length, pos + len));
+        return cb(n);
+      },
+      release: (_path: string, fd: number, cb: Cb) => {
+        this.stats.requests++;
+        this.handles.delete(fd);
+        this.stats.handles = this.handles.size;
+        return cb(0);
+      },
+      statfs: (_path: string, cb: Cb<Record<string, number>>) => {
+        this.stats.requests++;
+        return cb(0, {
+          bsize: 4096,
+          frsize: 4096,
+          blocks: 0,
+          bfree: 0,
+          bavail: 0,
+          files: CONFIG_FILES.length,
+          ffree: 0,
+          favail: 0,
+          fsid: 0,
+          flag: 1, // ST_RDONLY
+          namemax: 255,
+        });
+      },
+    };
+  }
+}
