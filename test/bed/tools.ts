@@ -204,10 +204,16 @@ export async function iperf3Server(
   ns: string | null,
   opts: { port?: number; bind?: string } = {},
 ): Promise<BedProcess> {
-  const args = ['-s', '-p', String(opts.port ?? 5201)];
+  // --forceflush: to a pipe iperf3 would otherwise block-buffer its banner.
+  const args = ['-s', '-p', String(opts.port ?? 5201), '--forceflush'];
   if (opts.bind) args.push('-B', opts.bind);
   const p = bed.spawn(ns, 'iperf3', args);
-  await p.waitForOutput(/Server listening on/, 10_000);
+  try {
+    await p.waitForOutput(/Server listening on/, 10_000);
+  } catch (e) {
+    await p.stop();
+    throw e;
+  }
   return p;
 }
 
