@@ -15,6 +15,14 @@
  * whenever a caller matches none, so a namespace that was deleted and
  * created again under the same path is recognised at once instead of its
  * processes being taken for host processes.
+ *
+ * Processes can outlive their node: a namespace stays alive while a process
+ * is in it, after the agent removed the node (or replaced its namespace).
+ * Such a namespace was a node's, so its processes must not be served the
+ * host's files either: the locator remembers the namespaces that stopped
+ * being nodes' and reports their callers as {@link UNKNOWN} (EACCES). An
+ * nsfs inode number can be reused once its namespace is freed, so a later,
+ * unrelated namespace might meet that answer too: failing closed.
  */
 import { statSync } from 'node:fs';
 
@@ -54,6 +62,9 @@ export const UNKNOWN = Symbol('unknown');
 
 export type Located<K> = K | typeof HOST | typeof UNKNOWN;
 
+/** How many former node namespaces are remembered. */
+const MAX_FORMER = 4096;
+
 function idKey(id: NsId): string {
   return `${id.dev}:${id.ino}`;
 }
@@ -66,6 +77,8 @@ export class NodeLocator<K> {
   private readonly paths = new Map<K, string>();
   private readonly known = new Map<K, string>();
   private readonly byId = new Map<string, K>();
+  /** Namespaces that were nodes' and are not any more (insertion-ordered, capped). */
+  private readonly former = new Set<string>();
 
   constructor(private readonly probe: NsProbe = procProbe) {}
 
@@ -78,7 +91,10 @@ export class NodeLocator<K> {
   delete(key: K): void {
     this.paths.delete(key);
     const id = this.known.get(key);
-    if (id !== undefined && this.byId.get(id) === key) this.byId.delete(id);
+    if (id !== undefined && this.byId.get(id) === key) {
+      this.byId.delete(id);
+      this.retire(id);
+    }
     this.known.delete(key);
   }
 
@@ -102,7 +118,17 @@ export class NodeLocator<K> {
     if (hit !== undefined) return hit;
     // A miss may be a node whose namespace changed under the same path.
     for (const k of this.paths.keys()) this.refresh(k);
-    return this.byId.get(key) ?? HOST;
+    const again = this.byId.get(key);
+    if (again !== undefined) return again;
+    return this.former.has(key) ? UNKNOWN : HOST;
+  }
+
+  private retire(id: string): void {
+    this.former.delete(id);
+    this.former.add(id);
+    if (this.former.size > MAX_FORMER) {
+      this.former.delete(this.former.values().next().value as string);
+    }
   }
 
   private refresh(key: K): void {
@@ -112,11 +138,15 @@ export class NodeLocator<K> {
     const id = this.probe.netnsOfFile(path);
     const now = id === null ? undefined : idKey(id);
     if (old === now) return;
-    if (old !== undefined && this.byId.get(old) === key) this.byId.delete(old);
+    if (old !== undefined && this.byId.get(old) === key) {
+      this.byId.delete(old);
+      this.retire(old);
+    }
     if (now === undefined) this.known.delete(key);
     else {
       this.known.set(key, now);
       this.byId.set(now, key);
+      this.former.delete(now);
     }
   }
 }

@@ -73,6 +73,9 @@ function fileStat(v: FileView): Stat {
   };
 }
 
+/** What stat(2) shows of a file the caller may not read. */
+const PLACEHOLDER: FileView = { data: Buffer.alloc(0), mtime: 0 };
+
 /** A mounted configfs. Node changes take effect at the next open/stat; no remount. */
 export class ConfigFs {
   readonly content: ConfigContent;
@@ -192,7 +195,12 @@ export class ConfigFs {
           });
         }
         const v = this.lookup(path);
-        return typeof v === 'number' ? cb(v) : cb(0, fileStat(v));
+        if (typeof v !== 'number') return cb(0, fileStat(v));
+        // A denied or broken file still exists (empty, unreadable): if stat
+        // failed, `ip netns exec` would skip its bind mount and leave the
+        // node reading the HOST's /etc file. Open and read fail instead.
+        if (v === -ERRNO.EIO || v === -ERRNO.EACCES) return cb(0, fileStat(PLACEHOLDER));
+        return cb(v);
       },
       fgetattr: (path: string, fd: number, cb: Cb<Stat>) => {
         this.stats.requests++;

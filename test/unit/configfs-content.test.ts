@@ -130,11 +130,15 @@ describe('NodeLocator', () => {
     p.files.set('/run/netns/a', ns(101));
     p.pids.set(10, ns(101));
     expect(l.locate(10)).toBe('a');
+    // A process left in the old namespace is neither the node's nor the host's.
     p.pids.set(11, ns(100));
-    expect(l.locate(11)).toBe(HOST);
+    expect(l.locate(11)).toBe(UNKNOWN);
     l.delete('a');
-    expect(l.locate(10)).toBe(HOST);
+    expect(l.locate(10)).toBe(UNKNOWN);
     expect(l.size).toBe(0);
+    // A namespace that becomes a node again is served again.
+    l.set('b', '/run/netns/a');
+    expect(l.locate(10)).toBe('b');
   });
 
   it('does not re-stat the pinned files on hits', () => {
@@ -215,12 +219,13 @@ describe('ConfigContent', () => {
     expect(text(c.lookup(10, 'resolv.conf'))).toMatch(/10\.71\.17\.1/);
   });
 
-  it('treats callers of a removed node as host callers', () => {
+  it('denies callers left in a removed node, never showing them the host files', () => {
     const { c } = setup();
     c.removeNode('a');
-    expect(text(c.lookup(10, 'resolv.conf'))).toBe('nameserver 192.0.2.53\n');
+    expect(c.lookup(10, 'resolv.conf')).toBe(ERRNO.EACCES);
     expect(c.whoIs(20)).toBe('b');
-    expect(c.whoIs(10)).toBe('host');
+    expect(c.whoIs(10)).toBe('unknown');
+    expect(c.whoIs(30)).toBe('host');
     expect(c.whoIs(99)).toBe('unknown');
   });
 });
