@@ -40,10 +40,12 @@ import {
   TYPE_WELCOME,
   decodeMessage,
   entryAad,
+  isVerifiedBy,
   entryNonce,
   pathLen,
   welcomeContext,
   type JoinNotice,
+  type KeyTreeMessage,
   type RekeyMessage,
   type WelcomeMessage,
 } from './keytree-wire.js';
@@ -120,7 +122,10 @@ export class MemberKeyState {
   }
 
   /** Starts a member state from its (signed, sealed) welcome. */
-  static fromWelcome(opts: MemberKeyStateOptions, welcome: Uint8Array): MemberKeyState {
+  static fromWelcome(
+    opts: MemberKeyStateOptions,
+    welcome: Uint8Array | KeyTreeMessage,
+  ): MemberKeyState {
     const m = new MemberKeyState(opts);
     const msg = m.decode(welcome);
     if (msg.type !== TYPE_WELCOME) throw new KeyTreeError('malformed', 'expected a welcome');
@@ -197,8 +202,15 @@ export class MemberKeyState {
     return trafficKeyOf(this.keyAt(this.keys, this._height), this.group, epoch);
   }
 
-  private decode(bytes: Uint8Array): WelcomeMessage | JoinNotice | RekeyMessage {
-    const msg = decodeMessage(bytes, this.adminSign);
+  private decode(input: Uint8Array | KeyTreeMessage): KeyTreeMessage {
+    let msg: KeyTreeMessage;
+    if (input instanceof Uint8Array) msg = decodeMessage(input, this.adminSign);
+    else if (isVerifiedBy(input, this.adminSign)) msg = input;
+    else
+      throw new KeyTreeError(
+        'bad_signature',
+        'keytree message was not verified with the admin key',
+      );
     if (!ctEqual(msg.group, this.group))
       throw new KeyTreeError('wrong_group', 'keytree message is for another group');
     return msg;
@@ -250,12 +262,14 @@ export class MemberKeyState {
 
   /**
    * Applies one message (welcome, join notice or rekey message) from the
-   * admin service. Throws {@link KeyTreeError} for a message that is
-   * malformed, not signed by the admin or for another group (count and drop
-   * it); otherwise says what happened.
+   * admin service: its bytes, or what {@link decodeMessage} made of them with
+   * this admin key (verify once, apply to several members on one host).
+   * Throws {@link KeyTreeError} for a message that is malformed, not signed by
+   * the admin or for another group (count and drop it); otherwise says what
+   * happened.
    */
-  apply(bytes: Uint8Array): ApplyOutcome {
-    const msg = this.decode(bytes);
+  apply(input: Uint8Array | KeyTreeMessage): ApplyOutcome {
+    const msg = this.decode(input);
     if (msg.type === TYPE_WELCOME) {
       // Never roll back: an older welcome (replayed, or delayed behind a
       // resync) is ignored, and a removed member is revived only by a welcome

@@ -282,5 +282,19 @@ export function decodeMessage(bytes: Uint8Array, adminSign: string): KeyTreeMess
   const sig = b.subarray(b.length - SIG_LEN);
   if (!verify(adminSign, Buffer.concat([SIGN_DOMAIN, body]), sig))
     throw new KeyTreeError('bad_signature', 'keytree message: admin signature does not verify');
+  if (msg.type === TYPE_REKEY) Object.freeze(msg.entries);
+  verified.set(Object.freeze(msg), adminSign);
   return msg;
+}
+
+/** Decoded messages and the admin key that verified them. */
+const verified = new WeakMap<object, string>();
+
+/**
+ * True when `msg` came out of {@link decodeMessage} with this admin key, so a
+ * host agent that carries several members of one group verifies a broadcast
+ * once and applies the decoded message to each of them.
+ */
+export function isVerifiedBy(msg: KeyTreeMessage, adminSign: string): boolean {
+  return verified.get(msg) === adminSign;
 }
