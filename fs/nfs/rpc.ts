@@ -1,0 +1,322 @@
+/**
+ * ONC RPC version 2 messages (RFC 5531) and TCP record marking (RFC 5531
+ * §11): the call header with AUTH_SYS credentials, the reply header with
+ * every accepted/denied outcome, and a record decoder that joins fragments.
+ *
+ *   record mark (4 bytes): bit 31 = last fragment, bits 0..30 = fragment length
+ *
+ *   call:  xid | CALL=0 | rpcvers=2 | prog | vers | proc | cred | verf | args…
+ *   reply: xid | REPLY=1 | MSG_ACCEPTED=0 | verf | accept_stat | results…
+ *                        | MSG_DENIED=1   | reject_stat | (mismatch info | auth_stat)
+ */
+import { XdrError, XdrReader, XdrWriter, XDR_UNIT } from './xdr.js';
+
+export const RPC_VERSION = 2;
+export const MSG_CALL = 0;
+export const MSG_REPLY = 1;
+export const MSG_ACCEPTED = 0;
+export const MSG_DENIED = 1;
+
+/** accept_stat (RFC 5531 §9). */
+export const ACCEPT = {
+  SUCCESS: 0,
+  PROG_UNAVAIL: 1,
+  PROG_MISMATCH: 2,
+  PROC_UNAVAIL: 3,
+  GARBAGE_ARGS: 4,
+  SYSTEM_ERR: 5,
+} as const;
+
+/** reject_stat. */
+export const REJECT = { RPC_MISMATCH: 0, AUTH_ERROR: 1 } as const;
+
+/** auth_flavor. */
+export const AUTH_NONE = 0;
+export const AUTH_SYS = 1;
+
+/** auth_stat names, for error messages. */
+export const AUTH_STAT: Record<number, string> = {
+  0: 'AUTH_OK',
+  1: 'AUTH_BADCRED',
+  2: 'AUTH_REJECTEDCRED',
+  3: 'AUTH_BADVERF',
+  4: 'AUTH_REJECTEDVERF',
+  5: 'AUTH_TOOWEAK',
+  6: 'AUTH_INVALIDRESP',
+  7: 'AUTH_FAILED',
+};
+
+/** Limits of RFC 5531 §8.2 / §14. */
+export const MAX_AUTH_BYTES = 400;
+export const AUTH_SYS_MAX_MACHINENAME = 255;
+export const AUTH_SYS_MAX_GIDS = 16;
+
+/** The record mark's last-fragment bit. */
+export const LAST_FRAGMENT = 0x80000000;
+export const MARK_LEN = 4;
+/** Largest fragment/record we accept (a 1 MiB READ plus headers fits well). */
+export const MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024;
+
+/** AUTH_SYS credentials (RFC 5531 appendix A). */
+export interface AuthSys {
+  stamp: number;
+  machinename: string;
+  uid: number;
+  gid: number;
+  gids: number[];
+}
+
+/** The body of an AUTH_SYS credential, ready to be embedded in calls. */
+export function encodeAuthSys(a: AuthSys): Buffer {
+  if (a.gids.length > AUTH_SYS_MAX_GIDS)
+    throw new XdrError(`AUTH_SYS allows at most ${AUTH_SYS_MAX_GIDS} groups`);
+  const w = new XdrWriter(64)
+    .u32(a.stamp >>> 0)
+    .string(a.machinename, AUTH_SYS_MAX_MACHINENAME)
+    .u32(a.uid)
+    .u32(a.gid)
+    .u32(a.gids.length);
+  for (const g of a.gids) w.u32(g);
+  const body = Buffer.from(w.bytes);
+  if (body.length > MAX_AUTH_BYTES) throw new XdrError('AUTH_SYS credential too long');
+  return body;
+}
+
+/** Decodes an AUTH_SYS body (used by tests and the fixture notes). */
+export function decodeAuthSys(body: Buffer): AuthSys {
+  const r = new XdrReader(body);
+  const stamp = r.u32();
+  const machinename = r.string(AUTH_SYS_MAX_MACHINENAME);
+  const uid = r.u32();
+  const gid = r.u32();
+  const n = r.u32();
+  if (n > AUTH_SYS_MAX_GIDS) throw new XdrError(`AUTH_SYS with ${n} groups`);
+  const gids: number[] = [];
+  for (let i = 0; i < n; i++) gids.push(r.u32());
+  r.end('AUTH_SYS credential');
+  return { stamp, machinename, uid, gid, gids };
+}
+
+/** One program/version an RPC client talks to. */
+export interface Program {
+  prog: number;
+  vers: number;
+  name: string;
+}
+
+/**
+ * Writes a complete call record into `w`: the record mark (patched once the
+ * length is known by {@link finishRecord}), the call header with `cred`
+ * (flavor + opaque body) and an AUTH_NONE verifier. Arguments follow.
+ */
+export function beginCall(
+  w: XdrWriter,
+  xid: number,
+  p: Program,
+  proc: number,
+  credFlavor: number,
+  credBody: Buffer,
+): number {
+  w.reset();
+  const mark = w.reserveU32();
+  w.u32(xid)
+    .u32(MSG_CALL)
+    .u32(RPC_VERSION)
+    .u32(p.prog)
+    .u32(p.vers)
+    .u32(proc)
+    .u32(credFlavor)
+    .opaque(credBody, MAX_AUTH_BYTES)
+    .u32(AUTH_NONE)
+    .u32(0);
+  return mark;
+}
+
+/** Patches the record mark: one fragment, the last. */
+export function finishRecord(w: XdrWriter, mark: number): void {
+  const len = w.length - MARK_LEN;
+  if (len > MAX_RECORD) throw new XdrError(`call of ${len} bytes exceeds ${MAX_RECORD}`);
+  w.patchU32(mark, (LAST_FRAGMENT | len) >>> 0);
+}
+
+/** Why an RPC reply was not a success. */
+export type RpcFailure =
+  | { kind: 'prog-unavail' }
+  | { kind: 'prog-mismatch'; low: number; high: number }
+  | { kind: 'proc-unavail' }
+  | { kind: 'garbage-args' }
+  | { kind: 'system-err' }
+  | { kind: 'rpc-mismatch'; low: number; high: number }
+  | { kind: 'auth-error'; stat: number };
+
+/** An RPC-level failure (the server did not run the procedure). */
+export class RpcError extends Error {
+  constructor(
+    readonly failure: RpcFailure,
+    program: string,
+  ) {
+    super(`${program}: ${describe(failure)}`);
+    this.name = 'RpcError';
+  }
+}
+
+function describe(f: RpcFailure): string {
+  switch (f.kind) {
+    case 'prog-mismatch':
+      return `program version not supported (server has ${f.low}..${f.high})`;
+    case 'rpc-mismatch':
+      return `RPC version not supported (server has ${f.low}..${f.high})`;
+    case 'auth-error':
+      return `credentials refused (${AUTH_STAT[f.stat] ?? `auth_stat ${f.stat}`})`;
+    case 'prog-unavail':
+      return 'program not available on this server';
+    case 'proc-unavail':
+      return 'procedure not available';
+    case 'garbage-args':
+      return 'server could not decode the arguments';
+    case 'system-err':
+      return 'server system error';
+  }
+}
+
+/** A decoded reply header: the results follow at `body.pos`. */
+export type Reply =
+  { xid: number; ok: true; body: XdrReader } | { xid: number; ok: false; failure: RpcFailure };
+
+/** The xid of a record, or null when it is too short to hold one. */
+export function peekXid(record: Buffer): number | null {
+  return record.length >= XDR_UNIT ? record.readUInt32BE(0) : null;
+}
+
+/**
+ * Decodes a reply record (without its record marks). Throws {@link XdrError}
+ * for anything that is not a well-formed RPC v2 reply.
+ */
+export function decodeReply(record: Buffer): Reply {
+  const r = new XdrReader(record);
+  const xid = r.u32();
+  const mtype = r.u32();
+  if (mtype !== MSG_REPLY) throw new XdrError(`message type ${mtype} is not a reply`);
+  const stat = r.u32();
+  if (stat === MSG_ACCEPTED) {
+    r.u32(); // verifier flavor: AUTH_NONE for AUTH_SYS calls; body ignored
+    r.opaque(MAX_AUTH_BYTES);
+    const as = r.u32();
+    switch (as) {
+      case ACCEPT.SUCCESS:
+        return { xid, ok: true, body: r };
+      case ACCEPT.PROG_MISMATCH: {
+        const low = r.u32();
+        const high = r.u32();
+        return { xid, ok: false, failure: { kind: 'prog-mismatch', low, high } };
+      }
+      case ACCEPT.PROG_UNAVAIL:
+        return { xid, ok: false, failure: { kind: 'prog-unavail' } };
+      case ACCEPT.PROC_UNAVAIL:
+        return { xid, ok: false, failure: { kind: 'proc-unavail' } };
+      case ACCEPT.GARBAGE_ARGS:
+        return { xid, ok: false, failure: { kind: 'garbage-args' } };
+      case ACCEPT.SYSTEM_ERR:
+        return { xid, ok: false, failure: { kind: 'system-err' } };
+      default:
+        throw new XdrError(`unknown accept_stat ${as}`);
+    }
+  }
+  if (stat === MSG_DENIED) {
+    const rs = r.u32();
+    if (rs === REJECT.RPC_MISMATCH) {
+      const low = r.u32();
+      const high = r.u32();
+      return { xid, ok: false, failure: { kind: 'rpc-mismatch', low, high } };
+    }
+    if (rs === REJECT.AUTH_ERROR)
+      return { xid, ok: false, failure: { kind: 'auth-error', stat: r.u32() } };
+    throw new XdrError(`unknown reject_stat ${rs}`);
+  }
+  throw new XdrError(`unknown reply_stat ${stat}`);
+}
+
+/**
+ * Joins record-marked fragments from a byte stream into records. Feeding it
+ * arbitrary chunks yields each complete record once; a fragment longer than
+ * {@link MAX_RECORD} (or a zero-length non-final fragment flood) is a
+ * protocol error: the caller drops the connection.
+ */
+export class RecordDecoder {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  /** Fragments of the record being assembled. */
+  private frags: Buffer[] = [];
+  private fragBytes = 0;
+
+  constructor(private readonly maxRecord = MAX_RECORD) {}
+
+  /** Feeds bytes; calls `onRecord` for each complete record. */
+  push(data: Buffer, onRecord: (record: Buffer) => void): void {
+    this.chunks.push(data);
+    this.have += data.length;
+    for (;;) {
+      if (this.have < MARK_LEN) return;
+      const mark = this.peekU32();
+      const len = mark & 0x7fffffff;
+      const last = (mark & LAST_FRAGMENT) !== 0;
+      if (len > this.maxRecord || this.fragBytes + len > this.maxRecord)
+        throw new XdrError(`RPC record larger than ${this.maxRecord} bytes`);
+      if (!last && len === 0) throw new XdrError('empty non-final RPC fragment');
+      if (this.have < MARK_LEN + len) return;
+      this.take(MARK_LEN);
+      const frag = this.take(len);
+      this.frags.push(frag);
+      this.fragBytes += len;
+      if (last) {
+        const rec = this.frags.length === 1 ? this.frags[0]! : Buffer.concat(this.frags);
+        this.frags = [];
+        this.fragBytes = 0;
+        onRecord(rec);
+      }
+    }
+  }
+
+  private peekU32(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= MARK_LEN) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, MARK_LEN).readUInt32BE(0);
+  }
+
+  /** Removes `n` bytes from the front (one subarray when they lie in one chunk). */
+  private take(n: number): Buffer {
+    this.have -= n;
+    const first = this.chunks[0];
+    if (n === 0) return Buffer.alloc(0);
+    if (first && first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  /** Bytes buffered but not yet part of a complete record. */
+  get pending(): number {
+    return this.have + this.fragBytes;
+  }
+}
+
+/** Frames `body` as one last fragment (for tests and simple servers). */
+export function frameRecord(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(MARK_LEN + body.length);
+  out.writeUInt32BE((LAST_FRAGMENT | body.length) >>> 0, 0);
+  body.copy(out, MARK_LEN);
+  return out;
+}
