@@ -144,7 +144,10 @@ export function entryAad(header: Uint8Array, level: number, index: number, out: 
 }
 
 /** Writes the common header into `buf`. */
-export function writeHeader(buf: Buffer, h: MessageHeader): void {
+/** Header fields as an encoder takes them. */
+export type HeaderFields = Omit<MessageHeader, 'group'> & { group: Uint8Array };
+
+function writeHeader(buf: Buffer, h: HeaderFields): void {
   buf[OFF_VERSION] = WIRE_VERSION;
   buf[OFF_TYPE] = h.type;
   buf[OFF_FLAGS] = h.flags;
@@ -154,11 +157,128 @@ export function writeHeader(buf: Buffer, h: MessageHeader): void {
   buf[OFF_HEIGHT] = h.height;
 }
 
+/** The 25 header bytes (the additional data of rekey entries starts with them). */
+export function headerBytes(h: HeaderFields): Buffer {
+  const b = Buffer.alloc(HEADER_LEN);
+  writeHeader(b, h);
+  return b;
+}
+
 /** Signs `buf` in place: its last {@link SIG_LEN} bytes get the signature over everything before. */
-export function signInPlace(buf: Buffer, signer: Identity): Buffer {
+function signInPlace(buf: Buffer, signer: Identity): Buffer {
   const body = buf.subarray(0, buf.length - SIG_LEN);
   signer.sign(Buffer.concat([SIGN_DOMAIN, body])).copy(buf, buf.length - SIG_LEN);
   return buf;
+}
+
+const wrong = (what: string): KeyTreeError =>
+  new KeyTreeError('malformed', `keytree message to encode: ${what}`);
+
+function checkCommon(group: Uint8Array, epoch: number, height: number): void {
+  checkGroupId(group);
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffff_ffff) throw wrong('epoch');
+  if (!Number.isInteger(height) || height < 0 || height > MAX_HEIGHT) throw wrong('height');
+}
+
+/** Fields of a welcome. */
+export interface WelcomeFields {
+  group: Uint8Array;
+  epoch: number;
+  height: number;
+  leaf: number;
+  /** The sealed path (identity.ts seal, context {@link welcomeContext}). */
+  box: Uint8Array;
+}
+
+/** Encodes and signs a welcome. */
+export function encodeWelcome(f: WelcomeFields, signer: Identity): Buffer {
+  checkCommon(f.group, f.epoch, f.height);
+  if (f.box.length !== SEAL_OVERHEAD + pathLen(f.height)) throw wrong('welcome box length');
+  if (!Number.isInteger(f.leaf) || f.leaf < 0 || f.leaf >= 2 ** f.height) throw wrong('leaf');
+  const out = Buffer.alloc(welcomeLen(f.height));
+  writeHeader(out, { type: TYPE_WELCOME, flags: 0, ...f });
+  out.writeUInt32BE(f.leaf, OFF_W_LEAF);
+  out.set(f.box, OFF_W_BOX);
+  return signInPlace(out, signer);
+}
+
+/** Fields of a join notice. */
+export interface JoinFields {
+  group: Uint8Array;
+  epoch: number;
+  height: number;
+  /** Joined leaves, strictly ascending. */
+  leaves: ArrayLike<number>;
+  rootCheck: Uint8Array;
+}
+
+/** Encodes and signs a join notice. */
+export function encodeJoinNotice(f: JoinFields, signer: Identity): Buffer {
+  checkCommon(f.group, f.epoch, f.height);
+  if (f.leaves.length === 0) throw wrong('no joined leaf');
+  if (f.rootCheck.length !== CHECK_LEN || allZero(f.rootCheck)) throw wrong('root check');
+  const out = Buffer.alloc(joinLen(f.leaves.length));
+  writeHeader(out, { type: TYPE_JOIN, flags: 0, ...f });
+  out.writeUInt32BE(f.leaves.length, OFF_J_COUNT);
+  out.set(f.rootCheck, OFF_J_CHECK);
+  writeAscending(out, OFF_J_LEAVES, f.leaves, 2 ** f.height);
+  return signInPlace(out, signer);
+}
+
+function writeAscending(out: Buffer, off: number, list: ArrayLike<number>, limit: number): void {
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    if (!Number.isInteger(v) || v < 0 || v >= limit || (i > 0 && v <= list[i - 1]))
+      throw wrong('leaf list must be strictly ascending and in range');
+    out.writeUInt32BE(v, off + 4 * i);
+  }
+}
+
+/** Fields of a rekey message. */
+export interface RekeyFields {
+  group: Uint8Array;
+  epoch: number;
+  height: number;
+  /** The group is empty after it ({@link FLAG_EMPTY}). */
+  empty: boolean;
+  /** Removed leaves, strictly ascending. */
+  removed: ArrayLike<number>;
+  nonceBase: Uint8Array;
+  /** All zero exactly when `empty`. */
+  rootCheck: Uint8Array;
+  /** In (level, index) order; each box sealed with {@link entryNonce} / {@link entryAad}. */
+  entries: RekeyEntry[];
+}
+
+/** Encodes and signs a rekey message. */
+export function encodeRekey(f: RekeyFields, signer: Identity): Buffer {
+  checkCommon(f.group, f.epoch, f.height);
+  if (f.removed.length === 0) throw wrong('nobody removed');
+  if (f.nonceBase.length !== ENTRY_NONCE_LEN || allZero(f.nonceBase)) throw wrong('nonce base');
+  if (f.rootCheck.length !== CHECK_LEN || allZero(f.rootCheck) !== f.empty)
+    throw wrong('root check');
+  if (f.empty && (f.height !== 0 || f.entries.length !== 0)) throw wrong('empty group');
+  const out = Buffer.alloc(rekeyLen(f.removed.length, f.entries.length));
+  writeHeader(out, { type: TYPE_REKEY, flags: f.empty ? FLAG_EMPTY : 0, ...f });
+  out.writeUInt32BE(f.removed.length, OFF_R_REMOVED);
+  out.writeUInt32BE(f.entries.length, OFF_R_ENTRIES);
+  out.set(f.nonceBase, OFF_R_NONCE);
+  out.set(f.rootCheck, OFF_R_CHECK);
+  writeAscending(out, OFF_R_LIST, f.removed, 2 ** MAX_HEIGHT);
+  let off = OFF_R_LIST + 4 * f.removed.length;
+  let prev = -1;
+  for (const e of f.entries) {
+    const order = e.level * 2 ** 32 + e.index;
+    if (e.level >= f.height || e.index < 0 || e.index >= 2 ** (f.height - e.level) || order <= prev)
+      throw wrong('entries must be in (level, index) order and below the root');
+    if (e.box.length !== ENTRY_BOX_LEN) throw wrong('entry box length');
+    prev = order;
+    out[off] = e.level;
+    out.writeUInt32BE(e.index, off + 1);
+    out.set(e.box, off + ENTRY_NODE_LEN);
+    off += ENTRY_LEN;
+  }
+  return signInPlace(out, signer);
 }
 
 /** Total length of a welcome for `height`. */

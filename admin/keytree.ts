@@ -33,6 +33,7 @@ import {
   MAX_EPOCH,
   MAX_HEIGHT,
   NODE_KEY_LEN,
+  allZero,
   checkGroupId,
   forwardKey,
   growKey,
@@ -43,32 +44,18 @@ import {
 } from './keytree-crypto.js';
 import {
   ENTRY_AAD_LEN,
-  ENTRY_LEN,
-  ENTRY_NODE_LEN,
+  ENTRY_BOX_LEN,
   FLAG_EMPTY,
-  HEADER_LEN,
-  OFF_J_CHECK,
-  OFF_J_COUNT,
-  OFF_J_LEAVES,
-  OFF_R_CHECK,
-  OFF_R_ENTRIES,
-  OFF_R_LIST,
-  OFF_R_NONCE,
-  OFF_R_REMOVED,
-  OFF_W_BOX,
-  OFF_W_LEAF,
-  TYPE_JOIN,
   TYPE_REKEY,
-  TYPE_WELCOME,
+  encodeJoinNotice,
+  encodeRekey,
+  encodeWelcome,
   entryAad,
   entryNonce,
-  joinLen,
+  headerBytes,
   pathLen,
-  rekeyLen,
-  signInPlace,
   welcomeContext,
-  welcomeLen,
-  writeHeader,
+  type RekeyEntry,
 } from './keytree-wire.js';
 import {
   CHUNK_POSITIONS,
@@ -329,14 +316,17 @@ export class KeyTree {
     s.epoch = epoch;
     this.headerDirty = true;
 
-    const root = this.keyAt(nodePos(h, 0));
-    const sorted = leaves.length > 1 ? [...leaves].sort((a, b) => a - b) : leaves;
-    const notice = Buffer.alloc(joinLen(sorted.length));
-    writeHeader(notice, { type: TYPE_JOIN, flags: 0, group: this.group, epoch, height: h });
-    notice.writeUInt32BE(sorted.length, OFF_J_COUNT);
-    rootCheckOf(root, this.group, epoch).copy(notice, OFF_J_CHECK);
-    for (let i = 0; i < sorted.length; i++) notice.writeUInt32BE(sorted[i], OFF_J_LEAVES + 4 * i);
-    signInPlace(notice, this.signer);
+    const sorted = leaves.length > 1 ? [...leaves].sort((x, y) => x - y) : leaves;
+    const notice = encodeJoinNotice(
+      {
+        group: this.group,
+        epoch,
+        height: h,
+        leaves: sorted,
+        rootCheck: rootCheckOf(this.keyAt(nodePos(h, 0)), this.group, epoch),
+      },
+      this.signer,
+    );
     this.log.debug('keytree join', { epoch, joined: ids.length, size: s.size, height: h });
     return { epoch, notice, leaves };
   }
@@ -376,17 +366,10 @@ export class KeyTree {
       this.keyAt(nodePos(l, Math.floor(leaf / 2 ** l))).copy(plain, l * NODE_KEY_LEN);
     const box = seal(sealPub, plain, welcomeContext(this.group, this.s.epoch, leaf, h));
     plain.fill(0);
-    const out = Buffer.alloc(welcomeLen(h));
-    writeHeader(out, {
-      type: TYPE_WELCOME,
-      flags: 0,
-      group: this.group,
-      epoch: this.s.epoch,
-      height: h,
-    });
-    out.writeUInt32BE(leaf, OFF_W_LEAF);
-    box.copy(out, OFF_W_BOX);
-    return signInPlace(out, this.signer);
+    return encodeWelcome(
+      { group: this.group, epoch: this.s.epoch, height: h, leaf, box },
+      this.signer,
+    );
   }
 
   /**
@@ -450,60 +433,62 @@ export class KeyTree {
       }
     }
     const positions: number[] = [];
-    let nEntries = 0;
     for (let l = 1; l <= h; l++)
-      for (const idx of byLevel[l] ?? []) {
-        positions.push(nodePos(l, idx));
-        if (s.counts[nodePos(l - 1, 2 * idx)] > 0) nEntries++;
-        if (s.counts[nodePos(l - 1, 2 * idx + 1)] > 0) nEntries++;
-      }
+      for (const idx of byLevel[l] ?? []) positions.push(nodePos(l, idx));
     this.fillFresh(positions);
 
-    const out = Buffer.alloc(rekeyLen(removed.length, nEntries));
-    writeHeader(out, {
+    // Seal each new key under each non-empty child: a child on a removed
+    // member's path has just been replaced, every other child was never known
+    // to a removed member (it is not on any removed path).
+    const header = headerBytes({
       type: TYPE_REKEY,
       flags: empty ? FLAG_EMPTY : 0,
       group: this.group,
       epoch,
       height: h,
     });
-    out.writeUInt32BE(removed.length, OFF_R_REMOVED);
-    out.writeUInt32BE(nEntries, OFF_R_ENTRIES);
-    const nonceBase = out.subarray(OFF_R_NONCE, OFF_R_NONCE + ENTRY_NONCE_LEN);
+    const nonceBase = Buffer.alloc(ENTRY_NONCE_LEN);
     do this.random(nonceBase);
-    while (nonceBase.every((x) => x === 0));
-    if (!empty) rootCheckOf(this.keyAt(nodePos(h, 0)), this.group, epoch).copy(out, OFF_R_CHECK);
-    else out.fill(0, OFF_R_CHECK, OFF_R_CHECK + CHECK_LEN);
-    for (let i = 0; i < removed.length; i++) out.writeUInt32BE(removed[i], OFF_R_LIST + 4 * i);
-
-    let off = OFF_R_LIST + 4 * removed.length;
-    let i = 0;
-    const header = out.subarray(0, HEADER_LEN);
+    while (allZero(nonceBase));
+    const entries: RekeyEntry[] = [];
     for (let l = 1; l <= h; l++)
       for (const idx of byLevel[l] ?? []) {
         const parent = this.keyAt(nodePos(l, idx));
         for (let c = 2 * idx; c <= 2 * idx + 1; c++) {
           const cp = nodePos(l - 1, c);
           if (s.counts[cp] === 0) continue;
-          out[off] = l - 1;
-          out.writeUInt32BE(c, off + 1);
+          const box = Buffer.alloc(ENTRY_BOX_LEN);
           const kek = kekOf(this.keyAt(cp));
           sealEntry(
             kek,
-            entryNonce(nonceBase, i, this.nonce),
+            entryNonce(nonceBase, entries.length, this.nonce),
             entryAad(header, l - 1, c, this.aad),
             parent,
-            out,
-            off + ENTRY_NODE_LEN,
+            box,
+            0,
           );
           kek.fill(0);
-          off += ENTRY_LEN;
-          i++;
+          entries.push({ level: l - 1, index: c, box });
         }
       }
+    const message = encodeRekey(
+      {
+        group: this.group,
+        epoch,
+        height: h,
+        empty,
+        removed,
+        nonceBase,
+        rootCheck: empty
+          ? Buffer.alloc(CHECK_LEN)
+          : rootCheckOf(this.keyAt(nodePos(h, 0)), this.group, epoch),
+        entries,
+      },
+      this.signer,
+    );
     s.epoch = epoch;
     this.headerDirty = true;
-    signInPlace(out, this.signer);
+    const nEntries = entries.length;
     this.log.debug('keytree remove', {
       epoch,
       removed: removed.length,
@@ -512,7 +497,7 @@ export class KeyTree {
       size: s.size,
       height: h,
     });
-    return { epoch, message: out, entries: nEntries };
+    return { epoch, message, entries: nEntries };
   }
 
   /**

@@ -473,7 +473,7 @@ function runScenario(ops: Op[]): {
 }
 
 /** Steps per run (two runs); KEYTREE_STEPS overrides it for a longer soak. */
-const STEPS = Number(process.env.KEYTREE_STEPS ?? 1200);
+const STEPS = Number(process.env.KEYTREE_STEPS ?? 1000);
 
 const opArb = fc.record({
   t: fc.nat(99),
