@@ -5,28 +5,51 @@
  */
 import { CliError, EXIT, type Command } from './cli-kit.js';
 
-async function loadCommands(): Promise<Record<string, Command>> {
-  const all: Record<string, Command> = {};
-  const parts: Array<[string, string]> = [
-    ['../net/cli.js', 'netCommands'],
-    ['../admin/cli.js', 'adminCommands'],
-    ['../fs/cli.js', 'fsCommands'],
-    ['../configfs/cli.js', 'configfsCommands'],
-  ];
-  for (const [path, name] of parts) {
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(path)) as Record<string, unknown>;
-    } catch (err) {
-      // A part that is not built into this installation simply has no commands.
-      if (
-        (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
-        String(err).includes(path.slice(3))
-      )
-        continue;
-      throw err;
+/** Which module serves a command, by its first word: only that module is loaded (fast start, and one broken part cannot take the others down). */
+const PARTS: Array<{ module: string; exportName: string; words: string[] }> = [
+  {
+    module: '../net/cli.js',
+    exportName: 'netCommands',
+    words: ['id', 'host', 'login', 'logout', 'exec', 'status', 'monitor'],
+  },
+  {
+    module: '../admin/cli.js',
+    exportName: 'adminCommands',
+    words: ['admin', 'supernet', 'channel', 'expel', 'nodes', 'audit', 'policy', 'storage-role'],
+  },
+  { module: '../fs/cli.js', exportName: 'fsCommands', words: ['fs'] },
+  { module: '../fs/cli-storage.js', exportName: 'storageCommands', words: ['storage'] },
+  { module: '../configfs/cli.js', exportName: 'configfsCommands', words: ['configfs'] },
+];
+
+async function loadPart(part: (typeof PARTS)[number]): Promise<Record<string, Command>> {
+  try {
+    const mod = (await import(part.module)) as Record<string, unknown>;
+    return (mod[part.exportName] as Record<string, Command> | undefined) ?? {};
+  } catch (err) {
+    // A part that is not built into this installation simply has no commands.
+    if (
+      (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      String(err).includes(part.module.slice(3))
+    ) {
+      return {};
     }
-    Object.assign(all, mod[name] as Record<string, Command>);
+    throw err;
+  }
+}
+
+async function loadCommands(first: string | null): Promise<Record<string, Command>> {
+  const all: Record<string, Command> = {};
+  for (const part of PARTS) {
+    if (first !== null && !part.words.includes(first)) continue;
+    try {
+      Object.assign(all, await loadPart(part));
+    } catch (err) {
+      if (first !== null) throw err;
+      process.stderr.write(
+        `supernet: commands of ${part.module.slice(3)} unavailable: ${String(err)}\n`,
+      );
+    }
   }
   return all;
 }
@@ -42,8 +65,10 @@ function help(commands: Record<string, Command>): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = await loadCommands();
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  const wantsHelp =
+    argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help';
+  const commands = await loadCommands(wantsHelp ? null : argv[0]!);
+  if (wantsHelp) {
     process.stdout.write(help(commands));
     return argv.length === 0 ? EXIT.USAGE : EXIT.OK;
   }

@@ -141,7 +141,7 @@ describe('resilience', () => {
       fetchIn('h2'),
     );
     expect(c1Keys.map((k) => k.channel).sort()).toEqual(['0x01', '0x123']);
-    const r = await sn.cli(null, ['expel', 'c1', '--supernet', '0x4711', '--reason', 'test']);
+    const r = await sn.cli(null, ['expel', '0x4711', 'c1', '--reason', 'test']);
     expect(r.code).toBe(0);
     const expelledAt = Date.now();
 
