@@ -7,7 +7,7 @@
  * (target ≤ 200 MiB). Write the table, the ratio to wireguard-go, and the
  * exact command to docs/benchmarks.md.")
  *
- *   node dist/bench/net.js [--seconds N] [--no-write-docs]     (as root)
+ *   node dist/bench/net.js [--seconds N] [--no-write-docs] [--write-partial]   (as root)
  *   node dist/bench/run.js net                                  (the same, via the runner)
  *
  * One test bed with hosts h1 and h2; each path is brought up, measured by
@@ -54,8 +54,10 @@ export interface NetBenchOptions {
   seconds?: number;
   /** ping packets (default 20, at 0.2 s) */
   pingCount?: number;
-  /** rewrite the ## Network section (default true; refused below 10 s) */
+  /** rewrite the ## Network section (default true; refused below 10 s, and when something failed unless `writePartial`) */
   writeDocs?: boolean;
+  /** write the docs even though a path or a memory hook failed (the failures are listed there) */
+  writePartial?: boolean;
   docsFile?: string;
   /** the command line recorded in the docs */
   command?: string;
@@ -120,11 +122,11 @@ export async function run(opts: NetBenchOptions = {}): Promise<NetBenchResult> {
       if (!factory) continue;
       logger.info(`${name}: bringing the path up`);
       try {
-        const ends = await factory(bed);
+        const ends = await withTimeout(factory(bed), HOOK_UP_MS, `${name}: bringing the path up`);
         try {
           paths.push(await measurePath(bed, name, ends, measure, logger));
         } finally {
-          await ends.stop();
+          await withTimeout(ends.stop(), HOOK_STOP_MS, `${name}: taking the path down`);
         }
       } catch (e) {
         logger.error(`${name}: failed`, { error: (e as Error).message });
@@ -170,6 +172,10 @@ export async function run(opts: NetBenchOptions = {}): Promise<NetBenchResult> {
       logger.warn(
         `not writing docs: runs of ${measure.seconds} s are shorter than the ${MIN_PUBLISHED_SECONDS} s the issue asks for`,
       );
+    } else if (failed.length && !opts.writePartial) {
+      logger.warn(
+        'not writing docs: part of the benchmark failed (the last complete results stay; --write-partial writes anyway)',
+      );
     } else {
       const file = opts.docsFile ?? join(ROOT, 'docs', 'benchmarks.md');
       await writeSection(file, SECTION, markdown);
@@ -187,12 +193,31 @@ async function readMemory(
 ): Promise<MemoryReading | null> {
   logger.info(`${what}: measuring resident memory`);
   try {
-    return await hook();
+    return await withTimeout(hook(), HOOK_MEMORY_MS, `${what}: memory measurement`);
   } catch (e) {
     logger.error(`${what} memory: failed`, { error: (e as Error).message });
     failed.push({ name: `${what} memory`, error: (e as Error).message.split('\n')[0] });
     return null;
   }
+}
+
+/** Limits for the integrator's hooks: a hook that hangs becomes a named failure. */
+const HOOK_UP_MS = 180_000;
+const HOOK_STOP_MS = 60_000;
+const HOOK_MEMORY_MS = 300_000;
+
+/**
+ * Rejects when `p` has not settled after `ms`. Besides bounding the wait, the
+ * timer keeps the event loop alive: a hook awaiting something that can never
+ * happen (with no handle left open) would otherwise let Node exit silently,
+ * with status 0, in the middle of the benchmark.
+ */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
 const mbit = (bps: number): string => Math.round(bps / 1e6).toLocaleString('en-US');
@@ -233,8 +258,9 @@ export function renderSection(r: {
     `Two simulated hosts h1 and h2 (network namespaces of the test bed, test/bed/) on a bridge in a third ` +
       `namespace, veth MTU 1500, underlay 198.18.0.0/24. iperf3 server on h2's side of each path, client on h1's: ` +
       `TCP, ${seconds} s per test, \`--json\`, receiver-side throughput; 1 stream, then ${streams} (\`-P ${streams}\`). ` +
-      `Ping: \`ping -c ${pingCount} -i 0.2\` on the idle path, average RTT. Paths are measured one after another, ` +
-      `each alone on the machine's cores. Ratios are to wireguard-go in the same run (RTT ratio: lower is better).`,
+      `Ping: \`ping -c ${pingCount} -i 0.2\` on the idle path, average RTT. Paths are brought up and measured one ` +
+      `after another, never two at once; other work on the machine is not controlled (see the load average above: ` +
+      `a busy machine lowers every path's numbers). Ratios are to wireguard-go in the same run (RTT ratio: lower is better).`,
     '',
     table(
       [
@@ -318,13 +344,15 @@ async function main(argv: string[]): Promise<number> {
   const logger = stderrLogger('bench net');
   let seconds = 10;
   let writeDocs = true;
+  let writePartial = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--seconds') seconds = Number(argv[++i]);
     else if (a === '--no-write-docs') writeDocs = false;
+    else if (a === '--write-partial') writePartial = true;
     else {
       process.stderr.write(
-        `usage: node dist/bench/net.js [--seconds N] [--no-write-docs]\nunknown argument: ${a}\n`,
+        `usage: node dist/bench/net.js [--seconds N] [--no-write-docs] [--write-partial]\nunknown argument: ${a}\n`,
       );
       return 64;
     }
@@ -332,7 +360,17 @@ async function main(argv: string[]): Promise<number> {
   const hooks = await loadHooks(logger);
   // bench/run.ts passes the command line it was given, so the docs show that one.
   const command = process.env.BENCH_COMMAND ?? ['node dist/bench/net.js', ...argv].join(' ');
-  const result = await run({ seconds, writeDocs, logger, command, ...hooks });
+  let finished = false;
+  // Belt and braces: if the event loop ever drains before run() settles, fail loudly.
+  process.once('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write(
+      'bench net: stalled: the event loop drained before the benchmark finished\n',
+    );
+    process.exitCode = 70;
+  });
+  const result = await run({ seconds, writeDocs, writePartial, logger, command, ...hooks });
+  finished = true;
   process.stdout.write(result.markdown);
   return result.failed.length ? 1 : 0;
 }
