@@ -12,6 +12,7 @@ import { ConfigfsDaemon } from './daemon.js';
 import { DEFAULT_MOUNTPOINT } from './mount.js';
 import { makeDev, mountOf, readMountInfo } from './mountinfo.js';
 import { repairStaleBinds } from './repair.js';
+import { placeholderIds } from './placeholder.js';
 import { DEFAULT_SPOOL_DIR } from './spool.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -88,6 +89,7 @@ const repair: Command = {
     const report = await repairStaleBinds({
       mountpoint,
       liveDev: makeDev(m.major, m.minor),
+      placeholders: placeholderIds(readMountInfo('self'), mountpoint, `fuse.${FS_SUBTYPE}`),
       logger: jsonLogger('warn'),
     });
     output(

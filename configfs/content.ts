@@ -219,7 +219,8 @@ export class ConfigContent {
     return who === HOST ? 'host' : who === UNKNOWN ? 'unknown' : who;
   }
 
-  private hostText(name: ConfigFileName): string | null {
+  /** The host's file as text (null if absent or unreadable). */
+  hostText(name: ConfigFileName): string | null {
     try {
       return this.host.read(name)?.data.toString('utf8') ?? null;
     } catch {

@@ -72,6 +72,7 @@ export class ConfigfsDaemon {
       this.repaired = repairStaleBinds({
         mountpoint: this.mountpoint,
         liveDev: dev,
+        placeholders: this.fs.placeholders,
         logger: this.logger,
       }).catch((err: unknown) => {
         this.logger.error('configfs: repair failed', { error: String(err) });

@@ -14,12 +14,17 @@
  * fuse-native has no option for direct_io; its `fsname` is pasted into `-o`
  * unchecked (design brief §4), which is how the option reaches libfuse.
  */
-import { resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from '../admin/logger.js';
 import type { Clock } from '../admin/clock.js';
 import { loadFuse, type Cb, type FuseHandle } from '../fs/fuse.js';
 import { ConfigContent, ERRNO, FS_SUBTYPE, hostEtc, type FileView } from './content.js';
 import { makeDev, mountOf, readMountInfo } from './mountinfo.js';
+import { placeholderIds, writePlaceholders, type PlaceholderIds } from './placeholder.js';
 
 export { FS_SUBTYPE };
 import type { NsProbe } from './caller.js';
@@ -73,6 +78,16 @@ function fileStat(v: FileView): Stat {
   };
 }
 
+const execFileP = promisify(execFile);
+async function run(cmd: string, args: string[]): Promise<void> {
+  try {
+    await execFileP(cmd, args, { timeout: 10_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
 /** What stat(2) shows of a file the caller may not read. */
 const PLACEHOLDER: FileView = { data: Buffer.alloc(0), mtime: 0 };
 
@@ -88,6 +103,7 @@ export class ConfigFs {
   private nextHandle = 1;
   private fuse: FuseHandle | null = null;
   private dev: number | null = null;
+  private placeholderIds: PlaceholderIds | null = null;
   private readonly mountedAt = new Date();
 
   constructor(opts: ConfigFsOptions) {
@@ -112,6 +128,11 @@ export class ConfigFs {
     this.content.removeNode(key);
   }
 
+  /** Where binds of the fail-closed placeholders can be recognised (null before mount). */
+  get placeholders(): PlaceholderIds | null {
+    return this.placeholderIds;
+  }
+
   /** The device number of the live mount (null before mount). */
   get device(): number | null {
     return this.dev;
@@ -122,10 +143,25 @@ export class ConfigFs {
    * ("Transport endpoint is not connected") is lazily unmounted first.
    */
   async mount(): Promise<void> {
+    await this.clearStale();
+    await this.ensureShared();
+    let hostNss: string | null = null;
+    try {
+      hostNss = this.content.hostText('nsswitch.conf');
+    } catch {
+      hostNss = null;
+    }
+    writePlaceholders(this.mountpoint, hostNss);
+    this.placeholderIds = placeholderIds(
+      readMountInfo('self'),
+      this.mountpoint,
+      `fuse.${FS_SUBTYPE}`,
+    );
     const Fuse = loadFuse();
     const fuse = new Fuse(this.mountpoint, this.ops(), {
-      // See the file comment: direct_io travels inside fsname.
-      fsname: `${FS_SUBTYPE},direct_io`,
+      // See the file comment: direct_io travels inside fsname; nonempty
+      // because the placeholders live in the mount point directory.
+      fsname: `${FS_SUBTYPE},direct_io,nonempty`,
       subtype: FS_SUBTYPE,
       allowOther: true,
       autoUnmount: true,
@@ -145,6 +181,59 @@ export class ConfigFs {
         ? makeDev(m.major, m.minor)
         : null;
     this.logger.info('configfs: mounted', { mountpoint: this.mountpoint });
+  }
+
+  /**
+   * A configfs mount already at the mount point is either a dead one (its
+   * process was killed without auto-unmount: stat fails with ENOTCONN),
+   * which is lazily unmounted, or a live one: another configfs serves this
+   * host, and starting a second is refused.
+   */
+  private async clearStale(): Promise<void> {
+    const fuseHere = readMountInfo('self').some(
+      (e) => e.mountPoint === this.mountpoint && e.fstype === `fuse.${FS_SUBTYPE}`,
+    );
+    if (!fuseHere) return;
+    // Another process serves it, if anyone: an async stat cannot deadlock us.
+    const probe = stat(this.mountpoint).then(
+      () => 'live',
+      (err: NodeJS.ErrnoException) => (err.code === 'ENOTCONN' ? 'dead' : 'live'),
+    );
+    const timeout = new Promise<string>((r) => setTimeout(() => r('hung'), 2000).unref());
+    const state = await Promise.race([probe, timeout]);
+    if (state !== 'dead') {
+      throw new Error(`a configfs is already mounted at ${this.mountpoint} (${state})`);
+    }
+    await run('fusermount', ['-u', '-z', this.mountpoint]);
+    this.logger.warn('configfs: removed a dead configfs mount', { mountpoint: this.mountpoint });
+  }
+
+  /**
+   * Makes the mount point's PARENT directory a shared mount of its own (a
+   * bind of the directory onto itself, then `--make-shared`), unless the
+   * mount it is on already is shared. Node mount namespaces copied from the
+   * host's later then receive every configfs mount and unmount made here,
+   * also after a restart, whatever the propagation of / is (private on
+   * hosts without systemd). The parent, not the mount point itself: on
+   * unmount fuse-native detaches the mount point twice (fusermount, then
+   * libfuse), which would take a bind at the mount point with it and cut
+   * existing nodes off from the next configfs.
+   */
+  private async ensureShared(): Promise<void> {
+    const parent = dirname(this.mountpoint);
+    try {
+      mkdirSync(this.mountpoint, { recursive: true, mode: 0o755 });
+    } catch {
+      // exists (possibly as a dead mount, dealt with by clearStale)
+    }
+    const under = mountOf(
+      readMountInfo('self').filter((e) => e.fstype !== `fuse.${FS_SUBTYPE}`),
+      parent,
+    );
+    if (under?.shared) return;
+    if (under?.mountPoint !== parent) await run('mount', ['--bind', parent, parent]);
+    await run('mount', ['--make-shared', parent]);
+    this.logger.info("configfs: made the mount point's parent a shared mount", { parent });
   }
 
   async unmount(): Promise<void> {

@@ -23,6 +23,9 @@ export interface MountEntry {
   mountPoint: string;
   fstype: string;
   source: string;
+  /** Propagation: member of a shared peer group (`shared:N`) and/or slave of one (`master:N`). */
+  shared: boolean;
+  slave: boolean;
 }
 
 /** Undoes mountinfo's octal escapes (`\040` for space, `\011`, `\012`, `\134`). */
@@ -49,6 +52,8 @@ export function parseMountInfo(text: string): MountEntry[] {
       mountPoint: unescape(f[4]!),
       fstype: f[sep + 1]!,
       source: unescape(f[sep + 2]!),
+      shared: f.slice(6, sep).some((o) => o.startsWith('shared:')),
+      slave: f.slice(6, sep).some((o) => o.startsWith('master:')),
     });
   }
   return out;

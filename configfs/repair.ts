@@ -28,6 +28,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import type { Logger } from '../admin/logger.js';
 import { FS_SUBTYPE } from './content.js';
 import { makeDev, readMountInfo, type MountEntry } from './mountinfo.js';
+import { liveRoot, type PlaceholderIds } from './placeholder.js';
 
 /** Runs a program; resolves with its exit status and stderr. A seam for unit tests. */
 export type Runner = (file: string, args: string[]) => Promise<{ code: number; stderr: string }>;
@@ -80,13 +81,15 @@ export interface StaleBind {
  * Stale configfs file binds in one mount table: for every mount point, the
  * TOP mount (the one no other mount on the same path sits on) is what
  * processes see; it is stale if it is a configfs file bind of another
- * connection than the live one (device `liveDev`). Also tells whether the
- * live mount is visible at `mountpoint` there, to bind from.
+ * connection than the live one (device `liveDev`), or a bind of one of the
+ * placeholders (configfs/placeholder.ts). Also tells whether the live mount
+ * is visible at `mountpoint` there, to bind from.
  */
 export function findStale(
   table: readonly MountEntry[],
   mountpoint: string,
   liveDev: number,
+  placeholders: PlaceholderIds | null = null,
 ): { stale: StaleBind[]; liveVisible: boolean } {
   const fstype = `fuse.${FS_SUBTYPE}`;
   const byId = new Map(table.map((e) => [e.id, e]));
@@ -98,7 +101,19 @@ export function findStale(
   const stale: StaleBind[] = [];
   let liveVisible = false;
   for (const e of table) {
-    if (e.fstype !== fstype || covered.has(e.id)) continue;
+    if (covered.has(e.id)) continue;
+    if (e.fstype !== fstype) {
+      // A bind of a placeholder (made while configfs was down).
+      const file = placeholders?.roots.get(liveRoot(e.root));
+      if (
+        file !== undefined &&
+        placeholders!.dev === makeDev(e.major, e.minor) &&
+        e.mountPoint !== mountpoint
+      ) {
+        stale.push({ target: e.mountPoint, file: '/' + file });
+      }
+      continue;
+    }
     if (makeDev(e.major, e.minor) === liveDev) {
       if (e.root === '/' && e.mountPoint === mountpoint) liveVisible = true;
       continue;
@@ -121,6 +136,8 @@ export interface RepairOptions {
   mountpoint: string;
   /** Device of the live configfs mount (ConfigFs.device). */
   liveDev: number;
+  /** Where the placeholders are (ConfigFs.placeholders), if known. */
+  placeholders?: PlaceholderIds | null;
   logger: Logger;
   run?: Runner;
   /** Mount namespaces to visit (default: all on the host). */
@@ -139,7 +156,12 @@ export async function repairStaleBinds(opts: RepairOptions): Promise<RepairRepor
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const pid = ns.pids.find((p) => readMountInfo(p).length > 0);
       if (pid === undefined) break;
-      const { stale, liveVisible } = findStale(readMountInfo(pid), opts.mountpoint, opts.liveDev);
+      const { stale, liveVisible } = findStale(
+        readMountInfo(pid),
+        opts.mountpoint,
+        opts.liveDev,
+        opts.placeholders ?? null,
+      );
       if (stale.length === 0) break;
       report.stale += stale.length;
       if (!liveVisible) {

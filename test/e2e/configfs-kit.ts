@@ -102,6 +102,12 @@ export async function setUp(): Promise<Kit> {
     async teardown() {
       try {
         await kit.daemon?.stop('SIGTERM', 5000);
+        // configfs made the mount point's parent (the bed's dir) a shared bind mount.
+        for (const m of [mnt, bed.dir]) {
+          for (let i = 0; i < 4 && readMountInfo('self').some((e) => e.mountPoint === m); i++) {
+            await bed.run(null, 'umount', ['-l', m], { allowFail: true });
+          }
+        }
       } finally {
         for (const ns of [a, b]) unlinkEtcNetns(ns);
         await bed.teardown();
