@@ -84,7 +84,9 @@ async function run(cmd: string, args: string[]): Promise<void> {
     await execFileP(cmd, args, { timeout: 10_000 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`, {
+      cause: err,
+    });
   }
 }
 
@@ -145,13 +147,8 @@ export class ConfigFs {
   async mount(): Promise<void> {
     await this.clearStale();
     await this.ensureShared();
-    let hostNss: string | null = null;
-    try {
-      hostNss = this.content.hostText('nsswitch.conf');
-    } catch {
-      hostNss = null;
-    }
-    writePlaceholders(this.mountpoint, hostNss);
+    // hostText never throws (null when the host has no readable file).
+    writePlaceholders(this.mountpoint, this.content.hostText('nsswitch.conf'));
     this.placeholderIds = placeholderIds(
       readMountInfo('self'),
       this.mountpoint,

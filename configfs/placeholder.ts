@@ -47,7 +47,7 @@ export function writePlaceholders(dir: string, hostNsswitch: string | null): voi
   for (const f of CONFIG_FILES) {
     const path = join(dir, f);
     const want = placeholderContent(f, hostNsswitch);
-    let have: string | null = null;
+    let have: string | null;
     try {
       have = readFileSync(path, 'utf8');
     } catch {
