@@ -58,6 +58,8 @@ async function main(): Promise<number> {
         'LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so',
         'LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so',
         'LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so',
+        'TypesConfig /dev/null',
+        'AddType text/html .html',
         'User www-data',
         'Group www-data',
         `DocumentRoot ${www}`,

@@ -52,7 +52,12 @@ function fromControl(err: unknown): never {
           : err.status >= 500
             ? EXIT.SOFTWARE
             : EXIT.DATA;
-    throw new CliError(code, err.message);
+    throw new CliError(
+      code,
+      code === EXIT.DENIED
+        ? `refused by the admin service (${err.code}): ${err.message}`
+        : err.message,
+    );
   }
   throw err;
 }

@@ -65,13 +65,20 @@ export class SupernetBed {
     return join(this.dir, `agent-${host}.sock`);
   }
 
-  /** Runs `supernet ARGS` in host `host`'s namespace (null: the machine's root namespace) as the operator. */
+  /**
+   * Runs `supernet ARGS` as the operator in host `host`'s namespace. `null`
+   * is the operator's console: the admin's host once the admin runs (the
+   * machine's own namespace must never send to test addresses: its default
+   * route leads off the machine), else the root namespace (local-only
+   * commands such as `id new`).
+   */
   async cli(
     host: string | null,
     args: string[],
     opts: { allowFail?: boolean; timeoutMs?: number } = {},
   ): Promise<RunResult> {
-    return this.bed.run(host === null ? null : this.bed.host(host).ns, SUPERNET_BIN, args, {
+    const h = host ?? (this.adminHost || null);
+    return this.bed.run(h === null ? null : this.bed.host(h).ns, SUPERNET_BIN, args, {
       env: this.operatorEnv(),
       allowFail: opts.allowFail ?? false,
       timeoutMs: opts.timeoutMs ?? 60_000,
@@ -207,7 +214,10 @@ export class SupernetBed {
         'debug',
         ...extra,
       ],
-      { logFile: `agent-${host}.log` },
+      // Only the network namespace: the agent's `ip netns add` must mount the
+      // node namespaces where everyone sees them (a real agent runs in the
+      // host's own mount namespace too).
+      { logFile: `agent-${host}.log`, mounts: 'shared' },
     );
     this.agents.set(host, p);
     await p.waitForOutput(/host agent ready/, 30_000);
