@@ -359,7 +359,7 @@ export class MemberKeyState {
     this.keys.copy(s, 0, 0, pathLen(H));
     for (let i = 0; i < msg.entries.length; i++) {
       const e = msg.entries[i];
-      if (Math.floor(this._leaf / 2 ** e.level) !== e.index) continue;
+      if (this._leaf >>> e.level !== e.index) continue;
       const kek = kekOf(this.keyAt(s, e.level));
       const plain = openEntry(
         kek,

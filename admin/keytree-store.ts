@@ -28,7 +28,8 @@ export const MEMBER_ID_MAX = 128;
 
 /** In-order position of node (level, index): index·2^(level+1) + 2^level − 1. */
 export function nodePos(level: number, index: number): number {
-  return index * 2 ** (level + 1) + 2 ** level - 1;
+  // Positions stay below 2^(MAX_HEIGHT + 1), so 32-bit shifts are exact.
+  return (index << (level + 1)) + (1 << level) - 1;
 }
 
 /** Checks a member id: 1 to {@link MEMBER_ID_MAX} characters, no NUL. */
@@ -157,7 +158,7 @@ export function loadTreeState(
       if (leafOf.has(id)) throw bad(`member ${id} appears twice`);
       leafOf.set(id, leaf);
       leafMember[leaf] = id;
-      for (let l = 0; l <= h; l++) counts[nodePos(l, Math.floor(leaf / 2 ** l))]++;
+      for (let l = 0; l <= h; l++) counts[nodePos(l, leaf >>> l)]++;
     }
   }
   if (leafOf.size !== header.size) throw bad(`size ${header.size} but ${leafOf.size} members`);

@@ -295,7 +295,7 @@ export class KeyTree {
       s.leafMember[leaf] = id;
       s.leafOf.set(id, leaf);
       for (let l = 0; l <= h; l++) {
-        const p = nodePos(l, Math.floor(leaf / 2 ** l));
+        const p = nodePos(l, leaf >>> l);
         if (this.mark[p] !== stamp) {
           this.mark[p] = stamp;
           // The first touch in this batch sees the count from before it.
@@ -362,8 +362,7 @@ export class KeyTree {
       throw new KeyTreeError('unknown_member', `member ${id} is not in the group`);
     const h = this.s.height;
     const plain = Buffer.alloc(pathLen(h));
-    for (let l = 0; l <= h; l++)
-      this.keyAt(nodePos(l, Math.floor(leaf / 2 ** l))).copy(plain, l * NODE_KEY_LEN);
+    for (let l = 0; l <= h; l++) this.keyAt(nodePos(l, leaf >>> l)).copy(plain, l * NODE_KEY_LEN);
     const box = seal(sealPub, plain, welcomeContext(this.group, this.s.epoch, leaf, h));
     plain.fill(0);
     return encodeWelcome(
@@ -397,7 +396,7 @@ export class KeyTree {
       s.leafOf.delete(s.leafMember[leaf]);
       s.leafMember[leaf] = '';
       for (let l = 0; l <= s.height; l++) {
-        const p = nodePos(l, Math.floor(leaf / 2 ** l));
+        const p = nodePos(l, leaf >>> l);
         if (--s.counts[p] === 0) this.keyAt(p).fill(0);
         this.touch(p);
       }
@@ -422,7 +421,7 @@ export class KeyTree {
     for (const leaf of removed) {
       if (empty || leaf >= 2 ** h) continue;
       for (let l = 1; l <= h; l++) {
-        const idx = Math.floor(leaf / 2 ** l);
+        const idx = leaf >>> l;
         const p = nodePos(l, idx);
         // Marked: this node and all above it were seen for an earlier leaf.
         if (this.mark[p] === stamp) break;
