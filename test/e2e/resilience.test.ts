@@ -203,6 +203,7 @@ describe('resilience', () => {
       '-i',
       'eth0',
       '-U',
+      '--immediate-mode',
       '-w',
       cap,
       'udp',

@@ -32,7 +32,7 @@ const INJECT = join(ROOT, 'dist', 'test', 'support', 'inject.js');
 
 async function inject(fromHost: string, to: string, pkts: Buffer[]): Promise<void> {
   const r = await bed.run(bed.host(fromHost).ns, 'node', [INJECT, to, String(AGENT_PORT)], {
-    input: pkts.map((p) => p.toString('hex')).join('\n') + '\n',
+    input: pkts.map((p) => (p.length ? p.toString('hex') : '-')).join('\n') + '\n',
   });
   expect(Number(r.stdout.trim())).toBe(pkts.length);
 }
@@ -45,10 +45,12 @@ beforeAll(async () => {
   bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3', 'h4'] });
   ({ sn, nodes } = await figure6(bed));
   const cap = join(bed.dir, 'a1-c1.pcap');
-  const dump = bed.spawn(bed.host('h1').ns, 'tcpdump', [
+  // Captured where they arrive, as a listener on the path would see them.
+  const dump = bed.spawn(bed.host('h2').ns, 'tcpdump', [
     '-i',
     'eth0',
     '-U',
+    '--immediate-mode',
     '-w',
     cap,
     'udp',

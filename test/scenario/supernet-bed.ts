@@ -155,21 +155,30 @@ export class SupernetBed {
     this.admin = this.bed.spawn(this.bed.host(host).ns, SUPERNET_BIN, args, {
       logFile: 'admin.log',
     });
-    await until(
-      async () => {
-        const r = await this.bed.run(
-          this.bed.host(host).ns,
-          'curl',
-          ['-sf', `${this.adminUrl}/v1/info`],
-          {
-            allowFail: true,
-            timeoutMs: 5000,
-          },
-        );
-        return r.code === 0 ? true : null;
-      },
-      { timeoutMs: 20_000, intervalMs: 100, what: `admin service on ${host} answering /v1/info` },
-    );
+    const admin = this.admin;
+    try {
+      await until(
+        async () => {
+          if (!admin.running) throw new Error('the admin service exited');
+          const r = await this.bed.run(
+            this.bed.host(host).ns,
+            'curl',
+            ['-sf', `${this.adminUrl}/v1/info`],
+            {
+              allowFail: true,
+              timeoutMs: 5000,
+            },
+          );
+          return r.code === 0 ? true : null;
+        },
+        { timeoutMs: 20_000, intervalMs: 100, what: `admin service on ${host} answering /v1/info` },
+      );
+    } catch (err) {
+      throw new Error(
+        `${(err as Error).message}\nadmin service output:\n${admin.output().slice(-3000)}`,
+        { cause: err },
+      );
+    }
   }
 
   async stopAdmin(): Promise<void> {

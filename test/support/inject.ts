@@ -2,6 +2,7 @@
  * Sends datagrams given as hex (one per line on stdin) to HOST:PORT from
  * wherever it runs (the test runs it inside a simulated host with
  * `ip netns exec`). Used to inject forged, replayed and damaged SNSL packets.
+ * A line `-` is an empty datagram.
  *
  *   node dist/test/support/inject.js HOST PORT [--bind ADDR] < hexlines
  */
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const sock = createSocket('udp4');
   let sent = 0;
   for (const l of lines) {
-    const pkt = Buffer.from(l, 'hex');
+    const pkt = l === '-' ? Buffer.alloc(0) : Buffer.from(l, 'hex');
     await new Promise<void>((resolve, reject) =>
       sock.send(pkt, port, host, (err) => (err ? reject(err) : resolve())),
     );
