@@ -144,58 +144,59 @@ export interface RepairOptions {
   namespaces?: MountNamespace[];
 }
 
-/** Rounds per namespace (the second look confirms the repairs took). */
+/** Looks per namespace: find, repair, confirm (and one retry). */
 const MAX_ROUNDS = 3;
+/** Namespaces repaired at once. */
+const PARALLEL = 8;
 
 /** Replaces every stale configfs bind mount on the host by one from the live mount. */
 export async function repairStaleBinds(opts: RepairOptions): Promise<RepairReport> {
   const run = opts.run ?? execRunner;
   const namespaces = opts.namespaces ?? listMountNamespaces();
   const report: RepairReport = { namespaces: namespaces.length, stale: 0, repaired: 0, failed: [] };
-  for (const ns of namespaces) {
+  const repairOne = async (ns: MountNamespace): Promise<void> => {
+    let lastError = '';
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const pid = ns.pids.find((p) => readMountInfo(p).length > 0);
-      if (pid === undefined) break;
+      if (pid === undefined) return;
       const { stale, liveVisible } = findStale(
         readMountInfo(pid),
         opts.mountpoint,
         opts.liveDev,
         opts.placeholders ?? null,
       );
-      if (stale.length === 0) break;
-      report.stale += stale.length;
-      if (!liveVisible) {
-        for (const s of stale) {
-          report.failed.push({
-            ns: ns.id,
-            target: s.target,
-            error: `the live configfs mount is not visible at ${opts.mountpoint} in this mount namespace (private propagation)`,
-          });
-        }
-        break;
+      if (round === 0) report.stale += stale.length;
+      if (stale.length === 0) return;
+      if (!liveVisible || round === MAX_ROUNDS - 1) {
+        const error = !liveVisible
+          ? `the live configfs mount is not visible at ${opts.mountpoint} in this mount namespace (private propagation)`
+          : lastError || 'still stale after repair';
+        for (const s of stale) report.failed.push({ ns: ns.id, target: s.target, error });
+        return;
       }
-      let progress = false;
-      for (const s of stale) {
-        // -c (no canonicalisation): the stale target cannot be stat'ed.
-        const r = await run('nsenter', [
-          `--mount=/proc/${pid}/ns/mnt`,
-          '--',
-          'mount',
-          '--bind',
-          '-c',
-          opts.mountpoint + s.file,
-          s.target,
-        ]);
-        if (r.code === 0) {
-          report.repaired++;
-          progress = true;
-        } else {
-          report.failed.push({ ns: ns.id, target: s.target, error: r.stderr });
-        }
-      }
-      if (!progress) break;
+      // One nsenter per namespace binds all its files; -c (no
+      // canonicalisation) because a stale target cannot be stat'ed.
+      const r = await run('nsenter', [
+        `--mount=/proc/${pid}/ns/mnt`,
+        '--',
+        'sh',
+        '-c',
+        'r=0; while [ $# -gt 1 ]; do mount --bind -c "$1" "$2" || r=1; shift 2; done; exit $r',
+        'sh',
+        ...stale.flatMap((st) => [opts.mountpoint + st.file, st.target]),
+      ]);
+      lastError = r.stderr;
+      // The next round looks again: whatever is not stale any more was repaired.
     }
-  }
+  };
+  // Namespaces are independent: a few at a time, so that one slow nsenter
+  // does not hold up every node.
+  const queue = [...namespaces];
+  const workers = Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
+    for (let ns = queue.shift(); ns !== undefined; ns = queue.shift()) await repairOne(ns);
+  });
+  await Promise.all(workers);
+  report.repaired = report.stale - report.failed.length;
   if (report.stale > 0) opts.logger.info('configfs: repaired stale bind mounts', { ...report });
   for (const f of report.failed)
     opts.logger.warn('configfs: could not repair a stale bind mount', f);
