@@ -246,21 +246,38 @@ export class KeyTree {
    */
   join(ids: string[]): JoinResult {
     if (ids.length === 0) throw new KeyTreeError('bad_member', 'join needs at least one member');
-    const seen = new Set<string>();
-    for (const id of ids) {
-      checkMemberId(id);
-      if (this.s.leafOf.has(id) || seen.has(id))
-        throw new KeyTreeError('duplicate_member', `member ${id} is already in the group`);
-      seen.add(id);
+    // Validate before changing anything. Joiners are entered in leafOf with
+    // leaf -1 first (so a duplicate inside the batch is caught too) and taken
+    // out again if the batch is refused.
+    const leafOf = this.s.leafOf;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      let problem: KeyTreeError | null = null;
+      try {
+        checkMemberId(id);
+        if (leafOf.has(id))
+          problem = new KeyTreeError('duplicate_member', `member ${id} is already in the group`);
+      } catch (err) {
+        problem = err as KeyTreeError;
+      }
+      if (problem) {
+        for (let j = 0; j < i; j++) leafOf.delete(ids[j]);
+        throw problem;
+      }
+      leafOf.set(id, -1);
     }
-    const epoch = this.nextEpoch();
+    let epoch: number;
+    try {
+      epoch = this.nextEpoch();
+      if (this.heightFor(ids.length) > MAX_HEIGHT)
+        throw new KeyTreeError('capacity', `group would exceed ${2 ** MAX_HEIGHT} members`);
+    } catch (err) {
+      for (const id of ids) leafOf.delete(id);
+      throw err;
+    }
     const s = this.s;
     const wasEmpty = s.size === 0;
-    let h = s.height;
-    while (2 ** h - s.size < ids.length) h++;
-    if (wasEmpty) h = Math.ceil(Math.log2(ids.length));
-    if (h > MAX_HEIGHT)
-      throw new KeyTreeError('capacity', `group would exceed ${2 ** MAX_HEIGHT} members`);
+    const h = this.heightFor(ids.length);
 
     if (wasEmpty) {
       s.keys.fill(0);
@@ -300,9 +317,9 @@ export class KeyTree {
           this.mark[p] = stamp;
           // The first touch in this batch sees the count from before it.
           (s.counts[p] === 0 ? fresh : forward).push(p);
+          this.touch(p);
         }
         s.counts[p]++;
-        this.touch(p);
       }
     }
     s.size += ids.length;
@@ -329,6 +346,14 @@ export class KeyTree {
     );
     this.log.debug('keytree join', { epoch, joined: ids.length, size: s.size, height: h });
     return { epoch, notice, leaves };
+  }
+
+  /** Height after `joining` more members: grown (doubled) until the free leaves suffice. */
+  private heightFor(joining: number): number {
+    if (this.s.size === 0) return Math.ceil(Math.log2(joining));
+    let h = this.s.height;
+    while (2 ** h - this.s.size < joining) h++;
+    return h;
   }
 
   /** Leftmost leaf whose count is 0 (there is one: join grew the tree first). */
