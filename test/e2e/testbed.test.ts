@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { TestBed, curl, ping, until } from '../bed/bed.js';
+import { TestBed, curl, iperf3, iperf3Server, ping, until } from '../bed/bed.js';
 import { namespacesWithPrefix, namespacePids, rootLinksWithPrefix } from '../bed/netns.js';
 import { MARKER_DIR, sweepLeftovers } from '../bed/registry.js';
 
@@ -97,6 +97,22 @@ describe('test bed: three hosts on one switch', () => {
     const refused = await curl(bed, 'h1', `http://${bed.host('h2').addr}:8080/`, { timeoutS: 3 });
     expect(refused.status).toBe(0);
     expect(refused.code).toBe(7); // connection refused: the server is really gone
+  });
+
+  it('carries an iperf3 TCP test and parses its JSON', async () => {
+    const server = await iperf3Server(bed, 'h3', { port: 5299 });
+    try {
+      const r = await iperf3(bed, 'h1', bed.host('h3').addr, { port: 5299, seconds: 1 });
+      expect(r.streams).toBe(1);
+      expect(r.bytes).toBeGreaterThan(0);
+      expect(r.bitsPerSecond).toBeGreaterThan(0);
+      expect(r.seconds).toBeGreaterThan(0.5);
+    } finally {
+      await server.stop();
+    }
+    await expect(
+      iperf3(bed, 'h1', bed.host('h3').addr, { port: 5299, seconds: 1 }),
+    ).rejects.toThrow(/iperf3: .*connect/);
   });
 
   it('keeps hosts away from the root namespace', async () => {
