@@ -129,8 +129,11 @@ export async function adminMemory(): Promise<MemoryReading> {
       note: `${N} nodes admitted over the HTTP API to one Supernet, one channel`,
     };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
