@@ -12,6 +12,8 @@ export default {
     {
       displayName: 'e2e',
       testMatch: ['<rootDir>/dist/test/e2e/**/*.test.js'],
+      // Removes namespaces and processes of earlier runs whose owner died.
+      globalSetup: '<rootDir>/dist/test/bed/sweep.js',
       testEnvironment: 'node',
       transform: {},
     },
