@@ -65,6 +65,48 @@ export interface KeyTreeChanges {
   chunks: Array<[number, KeyTreeChunkRecord | null]>;
 }
 
+/**
+ * Member id → leaf, sharded over {@link MEMBER_SHARDS} Maps. One Map of 2^20
+ * churning entries stalls for a whole-table rehash (hundreds of ms) every so
+ * often; shards keep each rehash, and so the worst join or leave, small.
+ */
+export const MEMBER_SHARDS = 256;
+export class MemberIndex {
+  private readonly shards: Array<Map<string, number>> = Array.from(
+    { length: MEMBER_SHARDS },
+    () => new Map<string, number>(),
+  );
+  private count = 0;
+
+  private shard(id: string): Map<string, number> {
+    // FNV-1a over the UTF-16 code units.
+    let h = 0x811c9dc5;
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+    return this.shards[(h >>> 0) % MEMBER_SHARDS];
+  }
+  get size(): number {
+    return this.count;
+  }
+  has(id: string): boolean {
+    return this.shard(id).has(id);
+  }
+  get(id: string): number | undefined {
+    return this.shard(id).get(id);
+  }
+  set(id: string, leaf: number): void {
+    const m = this.shard(id);
+    if (!m.has(id)) this.count++;
+    m.set(id, leaf);
+  }
+  delete(id: string): void {
+    if (this.shard(id).delete(id)) this.count--;
+  }
+  clear(): void {
+    for (const m of this.shards) m.clear();
+    this.count = 0;
+  }
+}
+
 /** The in-memory arrays of a tree (owned by KeyTree). */
 export interface TreeState {
   epoch: number;
@@ -76,7 +118,7 @@ export interface TreeState {
   counts: Uint32Array;
   /** Member id per leaf, '' when free. */
   leafMember: string[];
-  leafOf: Map<string, number>;
+  leafOf: MemberIndex;
 }
 
 /** Positions present in chunk `c` of a tree with `n` positions. */
@@ -132,7 +174,7 @@ export function loadTreeState(
   const keys = Buffer.alloc(n * NODE_KEY_LEN);
   const counts = new Uint32Array(n);
   const leafMember: string[] = new Array<string>(2 ** h).fill('');
-  const leafOf = new Map<string, number>();
+  const leafOf = new MemberIndex();
   const nChunks = Math.ceil(n / CHUNK_POSITIONS);
   for (let c = 0; c < nChunks; c++) {
     const r = chunk(c);

@@ -60,6 +60,7 @@ import {
 import {
   CHUNK_POSITIONS,
   MEMBER_ID_MAX,
+  MemberIndex,
   checkMemberId,
   chunkRecord,
   nodePos,
@@ -139,7 +140,7 @@ export class KeyTree {
       keys: Buffer.alloc(NODE_KEY_LEN),
       counts: new Uint32Array(1),
       leafMember: [''],
-      leafOf: new Map(),
+      leafOf: new MemberIndex(),
     });
     t.dirty.add(0);
     return t;
@@ -217,7 +218,8 @@ export class KeyTree {
   private resize(h: number): void {
     const n = 2 ** (h + 1) - 1;
     const s = this.s;
-    if (s.counts.length === n) return;
+    const oldLen = s.counts.length;
+    if (oldLen === n) return;
     const keys = Buffer.alloc(n * NODE_KEY_LEN);
     const counts = new Uint32Array(n);
     const m = Math.min(n, s.counts.length);
@@ -233,7 +235,7 @@ export class KeyTree {
     if (s.leafMember.length > leaves) s.leafMember.length = leaves;
     while (s.leafMember.length < leaves) s.leafMember.push('');
     // Chunks past the end must be deleted from (or appear in) the store.
-    const oldChunks = Math.ceil(m / CHUNK_POSITIONS);
+    const oldChunks = Math.ceil(oldLen / CHUNK_POSITIONS);
     const newChunks = Math.ceil(n / CHUNK_POSITIONS);
     for (let c = Math.min(oldChunks, newChunks) - 1; c < Math.max(oldChunks, newChunks); c++)
       if (c >= 0) this.dirty.add(c);
@@ -431,6 +433,7 @@ export class KeyTree {
     while (h > 0 && s.counts[nodePos(h - 1, 1)] === 0) {
       this.keyAt(nodePos(h, 0)).fill(0);
       s.counts[nodePos(h, 0)] = 0;
+      this.touch(nodePos(h, 0));
       h--;
     }
     if (h !== s.height) {
