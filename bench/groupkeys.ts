@@ -150,18 +150,23 @@ function benchTree(n: number, full: boolean, ops: number): TreeRow {
     if (full) tree.takeChanges();
   }
   joinCpu += joinBareCpu;
-  // The tree is full again: the next join doubles it (arrays grow, once per doubling).
-  const growId = memberId(next);
-  const growCpu = cpu(() => {
-    tree.join([growId]);
-  });
   if (full) storedPerLeaveKiB = changeBytes / ops / 1024;
+  const height = tree.height;
 
-  // A batch of 8 removals in one message.
+  // A batch of 8 removals in one message (then 8 joins refill the tree).
   const eight = Array.from({ length: 8 }, (_, i) => ids[(i * 7919 + 13) % ids.length]);
   let b8: ReturnType<KeyTree['remove']> | undefined;
   const b8cpu = cpu(() => {
     b8 = tree.remove(eight);
+  });
+  const refill = eight.map(() => memberId(next++));
+  tree.join(refill);
+  for (let i = 0; i < 8; i++) ids[ids.indexOf(eight[i])] = refill[i];
+
+  // The tree is full again: the next join doubles it (arrays grow, once per doubling).
+  const growId = memberId(next);
+  const growCpu = cpu(() => {
+    tree.join([growId]);
   });
 
   // Member side: what one member holds.
@@ -182,7 +187,7 @@ function benchTree(n: number, full: boolean, ops: number): TreeRow {
   const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;
   const row: TreeRow = {
     n,
-    height: tree.height,
+    height,
     buildMs,
     leaveEntries: {
       mean: mean(entries),
