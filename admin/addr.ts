@@ -108,9 +108,12 @@ export function firstFreeVip(
   range: Pool,
   free: (vip: string) => boolean,
 ): string | null {
-  for (let n = range.network; n < range.network + range.size; n++) {
+  // Offsets 0 (network), 1 (reserved) and size-1 (broadcast) of the POOL are never assigned.
+  const lo = Math.max(range.network, pool.network + RESERVED_HOST_OFFSETS);
+  const hi = Math.min(range.network + range.size, pool.network + pool.size - 1);
+  for (let n = lo; n < hi; n++) {
     const vip = intToIpv4(n);
-    if (vipProblem(pool, vip) === null && free(vip)) return vip;
+    if (free(vip)) return vip;
   }
   return null;
 }

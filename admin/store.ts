@@ -69,6 +69,13 @@ export class StoreError extends Error {
   }
 }
 
+/** What one flush makes durable: the changed keys with their new values (undefined = deleted). */
+export interface PersistBatch {
+  changes: Array<[Collection, string, unknown]>;
+  /** JSON text of the whole state (a {@link StoreSnapshot}); call synchronously, before any await. */
+  serialize(): string;
+}
+
 /** Serialised form of a whole store (what a file-backed store writes). */
 export interface StoreSnapshot {
   kind: 'supernet-admin-db';
@@ -117,8 +124,12 @@ export abstract class MapStore implements Store {
     for (const c of COLLECTIONS) this.head.set(c, new Map());
   }
 
-  /** Persists the serialised snapshot; called at most once at a time. */
-  protected abstract persist(snapshot: StoreSnapshot): Promise<void>;
+  /**
+   * Makes one batch durable; called at most once at a time, synchronously
+   * from the flush (so `batch.serialize()`, if called before the first
+   * await, captures exactly the state the batch ends in).
+   */
+  protected abstract persist(batch: PersistBatch): Promise<void>;
 
   protected load(snapshot: StoreSnapshot): void {
     for (const c of COLLECTIONS) {
@@ -129,10 +140,18 @@ export abstract class MapStore implements Store {
     }
   }
 
-  protected snapshot(): StoreSnapshot {
+  /** Applies one journalled change while loading (no undo, no flush). */
+  protected replay(col: Collection, key: string, value: unknown): void {
+    const m = this.head.get(col)!;
+    if (value === undefined) m.delete(key);
+    else m.set(key, deepFreeze(value));
+  }
+
+  /** The whole state as the JSON text of a {@link StoreSnapshot}. */
+  protected serialize(): string {
     const data: StoreSnapshot['data'] = {};
     for (const c of COLLECTIONS) data[c] = Object.fromEntries(this.head.get(c)!);
-    return { kind: 'supernet-admin-db', v: STORE_SNAPSHOT_VERSION, data };
+    return JSON.stringify({ kind: 'supernet-admin-db', v: STORE_SNAPSHOT_VERSION, data });
   }
 
   private durableGet(col: Collection, key: string): unknown {
@@ -266,14 +285,17 @@ export abstract class MapStore implements Store {
     this.next = null;
     this.flushingUndo = this.pendingUndo;
     this.pendingUndo = new Map();
-    let snap: StoreSnapshot;
+    const changes: PersistBatch['changes'] = [];
+    for (const u of this.flushingUndo.values())
+      changes.push([u.col, u.key, this.head.get(u.col)!.get(u.key)]);
+    let persisting: Promise<void>;
     try {
-      snap = this.snapshot();
+      persisting = this.persist({ changes, serialize: () => this.serialize() });
     } catch (err) {
       this.fail(err, batch);
       return;
     }
-    this.flushing = this.persist(snap).then(
+    this.flushing = persisting.then(
       () => {
         this.flushingUndo = new Map();
         this.flushing = null;

@@ -1,7 +1,13 @@
 import { describe, it, expect, afterAll } from '@jest/globals';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MemoryStore, MapStore, StoreError, type StoreSnapshot } from '../../admin/store.js';
+import {
+  MemoryStore,
+  MapStore,
+  StoreError,
+  type PersistBatch,
+  type StoreSnapshot,
+} from '../../admin/store.js';
 import { LowdbStore } from '../../admin/store-lowdb.js';
 import { tempDir, removeDir } from './admin-fixture.js';
 
@@ -10,8 +16,8 @@ class GatedStore extends MapStore {
   gates: Array<() => void> = [];
   snapshots: StoreSnapshot[] = [];
   failNext = false;
-  protected persist(s: StoreSnapshot): Promise<void> {
-    this.snapshots.push(JSON.parse(JSON.stringify(s)) as StoreSnapshot);
+  protected persist(batch: PersistBatch): Promise<void> {
+    this.snapshots.push(JSON.parse(batch.serialize()) as StoreSnapshot);
     return new Promise((resolve, reject) =>
       this.gates.push(() => (this.failNext ? reject(new Error('disk full')) : resolve())),
     );
@@ -107,16 +113,20 @@ describe('LowdbStore', () => {
     const s = await LowdbStore.open(path);
     await s.write((tx) => tx.put('supernets', '0x4711', { id: '0x4711' }));
     expect(statSync(path).mode & 0o777).toBe(0o600);
+    // The change went to the journal; the snapshot is the (empty) one written at creation.
+    expect(readFileSync(`${path}.journal`, 'utf8')).toBe(
+      '[["supernets","0x4711",{"id":"0x4711"}]]\n',
+    );
+    await s.close();
+    const again = await LowdbStore.open(path);
+    expect(await again.read((tx) => tx.get('supernets', '0x4711'))).toEqual({ id: '0x4711' });
+    await again.close();
     const onDisk = JSON.parse(readFileSync(path, 'utf8')) as StoreSnapshot;
     expect(onDisk).toMatchObject({
       kind: 'supernet-admin-db',
       v: 1,
       data: { supernets: { '0x4711': { id: '0x4711' } } },
     });
-    await s.close();
-    const again = await LowdbStore.open(path);
-    expect(await again.read((tx) => tx.get('supernets', '0x4711'))).toEqual({ id: '0x4711' });
-    await again.close();
   });
 
   it('names the problem in a database of another version or with unknown collections', async () => {
@@ -131,6 +141,54 @@ describe('LowdbStore', () => {
     writeFileSync(path, JSON.stringify({ kind: 'supernet-admin-db', v: 1, data: {} }));
     const ok = await LowdbStore.open(path);
     await ok.close();
+  });
+
+  it('journals each flush, replays the journal on open, drops a torn tail and refuses damage', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir, 'db.json');
+    const s = await LowdbStore.open(path, { lock: false });
+    await s.write((tx) => tx.put('nodes', 'a', { v: 1 }));
+    await s.write((tx) => {
+      tx.put('nodes', 'b', { v: 2 });
+      tx.delete('nodes', 'a');
+    });
+    // A "crash": the process dies without closing; the snapshot is still the empty one.
+    const journal = readFileSync(`${path}.journal`, 'utf8');
+    expect(journal.split('\n')).toHaveLength(3);
+    expect(statSync(`${path}.journal`).mode & 0o777).toBe(0o600);
+    writeFileSync(`${path}.journal`, journal + '[["nodes","c",{"v":'); // an append that never completed
+    const again = await LowdbStore.open(path, { lock: false });
+    expect(await again.read((tx) => tx.list('nodes'))).toEqual([['b', { v: 2 }]]);
+    // Opening folded the journal into the snapshot.
+    expect(readFileSync(`${path}.journal`, 'utf8')).toBe('');
+    expect(JSON.parse(readFileSync(path, 'utf8')).data.nodes).toEqual({ b: { v: 2 } });
+    await again.close();
+    writeFileSync(`${path}.journal`, 'garbage\n[["nodes","d",{"v":4}]]\n');
+    await expect(LowdbStore.open(path, { lock: false })).rejects.toThrow(
+      /journal: line 1 is not valid JSON/,
+    );
+    writeFileSync(`${path}.journal`, '[["bogus","d",1]]\n');
+    await expect(LowdbStore.open(path, { lock: false })).rejects.toThrow(
+      /line 1 holds a malformed change/,
+    );
+    await s.close();
+  });
+
+  it('compacts the journal into a new snapshot once it outgrows the snapshot', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir, 'db.json');
+    const s = await LowdbStore.open(path, { compactMinBytes: 2000 });
+    const before = s.snapshots;
+    for (let i = 0; i < 60; i++)
+      await s.write((tx) => tx.put('audit', String(i), { i, pad: 'x'.repeat(50) }));
+    expect(s.snapshots).toBeGreaterThan(before);
+    expect(statSync(`${path}.journal`).size).toBeLessThan(2200);
+    await s.close();
+    const again = await LowdbStore.open(path);
+    expect(await again.read((tx) => tx.count('audit'))).toBe(60);
+    await again.close();
   });
 
   it('takes over the lock of a process that is gone', async () => {
