@@ -55,8 +55,8 @@ export class FlatKeyScheme implements GroupKeyScheme {
   readonly name = 'flat';
   /** `sid|ch|epoch` → plain key. */
   private readonly plain = new Map<string, Buffer>();
-  /** `sid|ch|epoch|memberId|seal` → box for that member. */
-  private readonly boxes = new Map<string, string>();
+  /** `sid|ch|epoch` → (`memberId|seal` → box for that member). */
+  private readonly boxes = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly admin: Identity,
@@ -110,7 +110,7 @@ export class FlatKeyScheme implements GroupKeyScheme {
     const prefix = `${sid}|${ch}|${epoch}`;
     this.plain.get(prefix)?.fill(0);
     this.plain.delete(prefix);
-    for (const k of this.boxes.keys()) if (k.startsWith(prefix + '|')) this.boxes.delete(k);
+    this.boxes.delete(prefix);
   }
 
   onJoin(tx: WriteTx, sid: string, ch: string, member: KeyMember): number {
@@ -144,12 +144,15 @@ export class FlatKeyScheme implements GroupKeyScheme {
   }
 
   private boxFor(sid: string, ch: string, e: StoredEpoch, m: KeyMember): string {
-    const k = `${sid}|${ch}|${e.epoch}|${m.id}|${m.seal}`;
-    let box = this.boxes.get(k);
+    const ek = `${sid}|${ch}|${e.epoch}`;
+    let perEpoch = this.boxes.get(ek);
+    if (!perEpoch) this.boxes.set(ek, (perEpoch = new Map()));
+    const mk = `${m.id}|${m.seal}`;
+    let box = perEpoch.get(mk);
     if (!box) {
       const ctx = channelKeyContext(sid, ch, e.epoch, m.id);
       box = seal(m.seal, this.plainKey(sid, ch, e), ctx).toString('base64url');
-      this.boxes.set(k, box);
+      perEpoch.set(mk, box);
     }
     return box;
   }

@@ -178,6 +178,11 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   );
   r.get('/events', nodeAuth, async (ctx) => {
     if (closing) throw new ApiError(503, 'shutting_down', 'the admin service is shutting down');
+    if (ctx.method === 'HEAD') {
+      ctx.status = 200;
+      ctx.type = 'text/event-stream';
+      return;
+    }
     const s = ctx.state.session;
     const serial = await membership.serialOf(s);
     ctx.respond = false;
