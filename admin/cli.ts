@@ -5,7 +5,7 @@
  *
  * Operator commands find the service and the operator token from, in order:
  * `--admin URL` / `--token-file FILE`; `SUPERNET_ADMIN` / `SUPERNET_TOKEN`
- * (the token itself); `--state DIR` or the default state folder
+ * (the token itself) or `SUPERNET_TOKEN_FILE`; `--state DIR` or the default state folder
  * (`admin.json` and `operator.token` written by `admin start`).
  */
 import { randomBytes } from 'node:crypto';
@@ -93,7 +93,7 @@ async function adminStart(argv: string[]): Promise<number> {
   const state = resolve((opts.state as string | undefined) ?? DEFAULT_STATE_DIR);
   const listen = hostPort(cmd, 'listen', (opts.listen as string | undefined) ?? DEFAULT_LISTEN);
   const graceMs = intOption(cmd, 'grace-ms', opts['grace-ms'], DEFAULT_GRACE_MS);
-  const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 3000);
+  const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 1000);
   const level = ((opts['log-level'] as string | undefined) ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) {
     throw new CliError(EXIT.USAGE, `${cmd}: --log-level expects debug, info, warn or error`);
@@ -252,14 +252,16 @@ function operatorClient(opts: Record<string, unknown>): AdminClient {
     sign = info.sign;
   }
   let token: string | undefined;
-  const tokenFile = opts['token-file'] as string | undefined;
+  const tokenFile =
+    (opts['token-file'] as string | undefined) ??
+    (process.env.SUPERNET_TOKEN ? undefined : process.env.SUPERNET_TOKEN_FILE);
   if (tokenFile) {
     try {
       token = readFileSync(tokenFile, 'utf8').trim();
     } catch (err) {
       throw new CliError(
         EXIT.NOPERM,
-        `cannot read --token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`,
+        `cannot read the token file ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`,
       );
     }
   } else if (process.env.SUPERNET_TOKEN) token = process.env.SUPERNET_TOKEN.trim();
