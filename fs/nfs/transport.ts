@@ -101,6 +101,8 @@ export interface RpcClientOptions {
   deadlineMs?: number;
   logger?: Logger;
   now?: () => number;
+  /** Procedure names for messages (default: the number). */
+  procNames?: Record<number, string>;
   /** Sees every call and reply record (fixture capture, debugging). */
   tap?: (dir: 'call' | 'reply', proc: number, record: Buffer) => void;
 }
@@ -292,7 +294,7 @@ export class RpcClient {
         this.finish(
           s,
           new RpcTimeout(
-            `${this.o.program.name} call ${s.proc} to ${this.o.server}: no reply after ${Math.round(
+            `${this.o.program.name} ${this.o.procNames?.[s.proc] ?? `call ${s.proc}`} to ${this.o.server}: no reply after ${Math.round(
               (t - s.firstSent) / 1000,
             )} s${why}`,
           ),

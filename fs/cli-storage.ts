@@ -1,0 +1,414 @@
+/**
+ * `supernet storage ...`: the provider side of outsourced storage (issue 5).
+ *
+ *   supernet storage serve --export DIR --clients ADDR|NODE[,...]
+ *       [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS]
+ *       [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path /export]
+ *   supernet storage status [--state DIR | --node NAME] [--json]
+ *
+ * `serve` runs nfs-ganesha inside the provider node's network namespace
+ * (found through the host agent) in a private mount namespace of its own,
+ * exporting DIR as `nfs://<node's virtual address>/export` to the listed
+ * clients only; it runs in the foreground until SIGTERM/SIGINT, then stops
+ * ganesha cleanly. See docs/nfs.md.
+ *
+ * Also here: {@link runInNode}, which re-runs a `supernet fs` command inside
+ * a node's network namespace (`fs mount --node a1 nfs://bigdisk1/export …`),
+ * so the filesystem's NFS traffic crosses the node's channels.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
+import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall } from '../net/control.js';
+import {
+  checkClient,
+  DEFAULT_EXPORT_PATH,
+  launchCommand,
+  PRIVATE_NS_ENV,
+  ProviderServer,
+  providerPaths,
+  readProviderStatus,
+} from './provider.js';
+import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
+import { jsonLogger } from './log.js';
+
+/** Default root of providers' state folders (one per node). */
+export const DEFAULT_STORAGE_STATE = '/var/lib/supernet/storage';
+const CLI_PATH = (): string => fileURLToPath(new URL('../bin/supernet.js', import.meta.url));
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse(
+  argv: string[],
+  options: Options,
+  usage: string,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return {
+      values: r.values as Record<string, string | boolean | undefined>,
+      positionals: r.positionals,
+    };
+  } catch (err) {
+    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
+  }
+}
+
+/** A node on this host, as its agent reports it, with the peers it can reach. */
+export interface NodeContext {
+  name: string;
+  supernet: string;
+  ns: string;
+  vip: string;
+  /** peer node name → virtual address */
+  peers: Map<string, string>;
+}
+
+interface StatusNode {
+  name: string;
+  supernet: string;
+  vip: string;
+  ns: string;
+  peers?: Array<{ name: string; vip: string }>;
+}
+
+/** Finds node `name` through the host agent's control socket. */
+export async function nodeContext(
+  agent: string | undefined,
+  name: string,
+  supernet?: string,
+): Promise<NodeContext> {
+  const sock = agent ?? process.env.SUPERNET_AGENT ?? DEFAULT_CONTROL_SOCKET;
+  let st: { nodes: StatusNode[] };
+  try {
+    st = (await controlCall(sock, 'GET', '/status')) as { nodes: StatusNode[] };
+  } catch (e) {
+    if (e instanceof ControlError)
+      throw new CliError(
+        e.code === 'no_agent' ? EXIT.UNAVAILABLE : EXIT.SOFTWARE,
+        `host agent at ${sock}: ${e.message}`,
+      );
+    throw new CliError(EXIT.UNAVAILABLE, `host agent at ${sock}: ${(e as Error).message}`);
+  }
+  const hits = st.nodes.filter((n) => n.name === name && (!supernet || n.supernet === supernet));
+  if (hits.length === 0)
+    throw new CliError(
+      EXIT.DATA,
+      `no node ${name} on this host${supernet ? ` in ${supernet}` : ''}`,
+    );
+  if (hits.length > 1)
+    throw new CliError(EXIT.USAGE, `several nodes named ${name}; add --supernet`);
+  const n = hits[0]!;
+  return {
+    name: n.name,
+    supernet: n.supernet,
+    ns: n.ns,
+    vip: n.vip,
+    peers: new Map((n.peers ?? []).map((p) => [p.name, p.vip])),
+  };
+}
+
+/** Resolves client names (peer nodes) to virtual addresses; checks every entry. */
+export function resolveClients(list: string, node: NodeContext | null): string[] {
+  const out: string[] = [];
+  for (const raw of list.split(',').map((s) => s.trim())) {
+    if (!raw) continue;
+    if (IPV4.test(raw)) out.push(checkClient(raw));
+    else if (!node)
+      throw new CliError(EXIT.USAGE, `client ${raw} is not an address (node names need --node)`);
+    else {
+      const vip = node.peers.get(raw);
+      if (!vip)
+        throw new CliError(
+          EXIT.DATA,
+          `client ${raw} is not a peer of ${node.name} (peers: ${[...node.peers.keys()].join(', ') || 'none'})`,
+        );
+      out.push(vip);
+    }
+  }
+  if (!out.length) throw new CliError(EXIT.USAGE, '--clients names nobody');
+  return out;
+}
+
+/** Runs argv with inherited stdio, forwarding SIGTERM/SIGINT; resolves to its exit code. */
+function runForwarding(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  watchStdin: boolean,
+): Promise<number> {
+  return new Promise((res) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: [watchStdin ? 'pipe' : 'inherit', 'inherit', 'inherit'],
+      env,
+    });
+    const fwd = (sig: NodeJS.Signals) => (): void => {
+      if (child.exitCode === null) child.kill(sig);
+    };
+    const term = fwd('SIGTERM');
+    const int = fwd('SIGINT');
+    process.on('SIGTERM', term);
+    process.on('SIGINT', int);
+    child.once('error', (e) => {
+      process.stderr.write(`supernet: cannot run ${argv[0]}: ${e.message}\n`);
+      res(EXIT.UNAVAILABLE);
+    });
+    child.once('exit', (code, signal) => {
+      process.off('SIGTERM', term);
+      process.off('SIGINT', int);
+      res(code ?? (signal === 'SIGTERM' || signal === 'SIGINT' ? EXIT.OK : EXIT.SOFTWARE));
+    });
+  });
+}
+
+const SERVE_USAGE =
+  'supernet storage serve --export DIR --clients ADDR|NODE[,...] [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS] [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path PATH]';
+
+const SERVE_OPTS: Options = {
+  export: { type: 'string' },
+  clients: { type: 'string' },
+  node: { type: 'string' },
+  supernet: { type: 'string' },
+  agent: { type: 'string' },
+  netns: { type: 'string' },
+  state: { type: 'string' },
+  listen: { type: 'string' },
+  'nfs-port': { type: 'string' },
+  'mount-port': { type: 'string' },
+  'export-path': { type: 'string' },
+};
+
+const portOpt = (v: string | boolean | undefined, what: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new CliError(EXIT.USAGE, `--${what} must be 1..65535`);
+  return n;
+};
+
+async function serve(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, SERVE_OPTS, SERVE_USAGE);
+  if (positionals.length)
+    throw new CliError(EXIT.USAGE, `unexpected ${positionals[0]}\nusage: ${SERVE_USAGE}`);
+  const exportDir = values.export as string | undefined;
+  const clients = values.clients as string | undefined;
+  if (!exportDir || !clients)
+    throw new CliError(EXIT.USAGE, `--export and --clients are required\nusage: ${SERVE_USAGE}`);
+  if (values.node && values.netns)
+    throw new CliError(EXIT.USAGE, '--node and --netns exclude each other');
+  const exportPath = (values['export-path'] as string | undefined) ?? DEFAULT_EXPORT_PATH;
+  const nfsPort = portOpt(values['nfs-port'], 'nfs-port');
+  const mountPort = portOpt(values['mount-port'], 'mount-port');
+
+  if (process.env[PRIVATE_NS_ENV] === '1') {
+    // Inside: the network namespace is the provider's, /run may be replaced.
+    const state = resolve(values.state as string);
+    return serveHere({
+      exportDir: resolve(exportDir),
+      state,
+      clients: clients.split(','),
+      listen: values.listen as string | undefined,
+      nfsPort,
+      mountPort,
+      exportPath,
+    });
+  }
+
+  let node: NodeContext | null = null;
+  let netns = (values.netns as string | undefined) ?? null;
+  if (values.node) {
+    node = await nodeContext(
+      values.agent as string | undefined,
+      values.node as string,
+      values.supernet as string | undefined,
+    );
+    netns = node.ns;
+  }
+  if (netns !== null && !/^[A-Za-z0-9_.-]+$/.test(netns))
+    throw new CliError(EXIT.USAGE, `bad namespace name ${JSON.stringify(netns)}`);
+  const listen = (values.listen as string | undefined) ?? node?.vip;
+  const state = resolve(
+    (values.state as string | undefined) ??
+      resolve(DEFAULT_STORAGE_STATE, node?.name ?? netns ?? 'default'),
+  );
+  const inner = [
+    process.execPath,
+    CLI_PATH(),
+    'storage',
+    'serve',
+    '--export',
+    resolve(exportDir),
+    '--clients',
+    resolveClients(clients, node).join(','),
+    '--state',
+    state,
+    '--export-path',
+    exportPath,
+  ];
+  if (listen) inner.push('--listen', listen);
+  if (nfsPort) inner.push('--nfs-port', String(nfsPort));
+  if (mountPort) inner.push('--mount-port', String(mountPort));
+  return runForwarding(
+    launchCommand(netns, inner),
+    { ...process.env, [PRIVATE_NS_ENV]: '1' },
+    true,
+  );
+}
+
+async function serveHere(o: {
+  exportDir: string;
+  state: string;
+  clients: string[];
+  listen?: string;
+  nfsPort?: number;
+  mountPort?: number;
+  exportPath: string;
+}): Promise<number> {
+  const logger = jsonLogger();
+  let server: ProviderServer;
+  try {
+    server = await ProviderServer.start({
+      exportDir: o.exportDir,
+      stateDir: o.state,
+      clients: o.clients,
+      listen: o.listen,
+      nfsPort: o.nfsPort,
+      mountPort: o.mountPort,
+      exportPath: o.exportPath,
+      logger,
+    });
+  } catch (e) {
+    throw new CliError(EXIT.UNAVAILABLE, (e as Error).message);
+  }
+  const opts = server.options;
+  const url = formatNfsUrl({
+    host: opts.listen ?? 'ADDRESS',
+    export: opts.exportPath,
+    port: opts.nfsPort,
+    mountPort: opts.mountPort,
+  });
+  process.stdout.write(
+    `serving ${url} from ${opts.exportDir} to ${opts.clients.join(',')} (ganesha pid ${server.ganeshaPid}, state ${o.state})\n`,
+  );
+  const stop = (): void => void server.stop();
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // Started by an outer `storage serve`: its end (even by SIGKILL) ends us.
+  if (!process.stdin.isTTY) {
+    process.stdin.on('end', stop).on('close', stop).on('error', stop);
+    process.stdin.resume();
+  }
+  const err = await server.done;
+  process.stdin.destroy();
+  if (err) {
+    process.stderr.write(`supernet storage serve: ${err.message}\n`);
+    return EXIT.UNAVAILABLE;
+  }
+  process.stdout.write('stopped\n');
+  return EXIT.OK;
+}
+
+const STATUS_USAGE = 'supernet storage status [--state DIR | --node NAME] [--json]';
+
+async function status(argv: string[]): Promise<number> {
+  const { values } = parse(
+    argv,
+    { state: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean' } },
+    STATUS_USAGE,
+  );
+  const state = resolve(
+    (values.state as string | undefined) ??
+      resolve(DEFAULT_STORAGE_STATE, (values.node as string | undefined) ?? 'default'),
+  );
+  const st = readProviderStatus(state);
+  if (!st) throw new CliError(EXIT.UNAVAILABLE, `no provider running with state ${state}`);
+  output(Boolean(values.json), st, () =>
+    [
+      `provider pid ${st.pid}, ganesha pid ${st.ganeshaPid ?? '-'} (started ${st.starts}× since ${st.since})`,
+      `export ${st.exportDir} as ${st.exportPath} on ${st.listen ?? '*'}:${st.nfsPort} (MOUNT ${st.mountPort})`,
+      `clients ${st.clients.join(', ')}`,
+      `log ${providerPaths(state).log}`,
+      '',
+    ].join('\n'),
+  );
+  return EXIT.OK;
+}
+
+/**
+ * Re-runs `supernet CMD ARGV` inside node `--node`'s network namespace (only
+ * the network: mounts it makes stay visible on the host and to the node's
+ * processes). An `nfs://NAME/...` argument naming a peer node is rewritten to
+ * the peer's virtual address. Returns null when ARGV has no `--node`.
+ */
+export async function runInNode(cmd: string, argv: string[]): Promise<number | null> {
+  const take = (opt: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i]!;
+      if (a === `--${opt}`) {
+        const v = argv[i + 1];
+        if (v === undefined) throw new CliError(EXIT.USAGE, `--${opt} needs a value`);
+        argv.splice(i, 2);
+        return v;
+      }
+      if (a.startsWith(`--${opt}=`)) {
+        argv.splice(i, 1);
+        return a.slice(opt.length + 3);
+      }
+    }
+    return undefined;
+  };
+  argv = [...argv];
+  const name = take('node');
+  if (name === undefined) return null;
+  const agent = take('agent');
+  const supernet = take('supernet');
+  const node = await nodeContext(agent, name, supernet);
+  const rest = argv.map((a) => {
+    if (!isNfsUrl(a)) return a;
+    const t = parseNfsUrl(a);
+    const vip = node.peers.get(t.host);
+    return vip ? formatNfsUrl({ ...t, host: vip }) : a;
+  });
+  return runForwarding(
+    [
+      'nsenter',
+      `--net=/run/netns/${node.ns}`,
+      '--',
+      process.execPath,
+      CLI_PATH(),
+      ...cmd.split(' '),
+      ...rest,
+    ],
+    process.env,
+    false,
+  );
+}
+
+/** The `storage` commands, keyed by full command path (bin/supernet.ts dispatches). */
+export const storageCommands: Record<string, Command> = {
+  'storage serve': {
+    summary: 'run nfs-ganesha in a provider node, exporting one folder to given clients',
+    usage: SERVE_USAGE,
+    run: (a) => guarded('storage serve', () => serve(a)),
+  },
+  'storage status': {
+    summary: 'show a running storage provider',
+    usage: STATUS_USAGE,
+    run: (a) => guarded('storage status', () => status(a)),
+  },
+};
+
+async function guarded(name: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    if (e instanceof CliError) {
+      process.stderr.write(`supernet ${name}: ${e.message}\n`);
+      return e.code;
+    }
+    process.stderr.write(`supernet ${name}: ${(e as Error).message ?? String(e)}\n`);
+    return EXIT.SOFTWARE;
+  }
+}
