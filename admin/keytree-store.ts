@@ -79,9 +79,12 @@ export class MemberIndex {
   private count = 0;
 
   private shard(id: string): Map<string, number> {
-    // FNV-1a over the UTF-16 code units.
-    let h = 0x811c9dc5;
-    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+    // FNV-1a over the last 8 UTF-16 code units (ids are fingerprints: their
+    // tail is as random as the rest; a crafted set of ids can only make the
+    // index as slow as one Map).
+    let h = 0x811c9dc5 | 0;
+    for (let i = Math.max(0, id.length - 8); i < id.length; i++)
+      h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
     return this.shards[(h >>> 0) % MEMBER_SHARDS];
   }
   get size(): number {

@@ -20,8 +20,9 @@
  *
  * The adversary's knowledge is a closure: it opens every broadcast sealed key
  * whose sealing key it knows, and applies the scheme's public one-way
- * functions (forward, grow at any level) up to two deep to anything it knows,
- * keeping whatever lands on a key the server ever used. Each sealed key's
+ * functions (forward, grow at any level; one step, and two steps but for
+ * grow-after-grow) to anything it knows, keeping whatever lands on a key the
+ * server ever used. Each sealed key's
  * sealing key is taken from the server's own state and the test asserts that
  * the key really opens the box, so the index cannot hide a wrongly sealed entry.
  */
@@ -59,15 +60,44 @@ function must(cond: boolean, what: string): asserts cond {
 
 /** Everything the server ever used, to recognise useful derived values. */
 class World {
-  /** Every node key value the server ever held. */
+  /** Every node key value the server ever held (complete once the run is over). */
   readonly universe = new Set<string>();
   /** Root value → epochs it was the root of. */
   readonly rootEpochs = new Map<string, number[]>();
   /** Traffic key → its epoch. */
   readonly trafficEpoch = new Map<string, number>();
   /** Every broadcast sealed key, with its (verified) sealing key. */
-  readonly entries: Array<{ sealer: Buffer; open: (kek: Buffer) => Buffer | null }> = [];
+  readonly entries: Array<{ sealer: string; open: (kek: Buffer) => Buffer | null }> = [];
   maxHeight = 0;
+  private readonly reachCache = new Map<string, string[]>();
+
+  /**
+   * Keys the server ever used that anyone holding `k` computes with the public
+   * one-way functions F (forward) and G (grow, at every level): one step, and
+   * two steps except grow-after-grow — F∘F, F∘G, G∘F cover every way the
+   * scheme chains them (the spine after growth is F(G(R, l))). Only asked once
+   * the universe is complete, so the answer can be kept.
+   */
+  reach(k: string): string[] {
+    let r = this.reachCache.get(k);
+    if (r) return r;
+    r = [];
+    const add = (d: Buffer): void => {
+      const h = hex(d);
+      if (this.universe.has(h)) r!.push(h);
+    };
+    const f = forwardKey(Buffer.from(k, 'hex'));
+    add(f);
+    add(forwardKey(f));
+    for (let l = 0; l <= this.maxHeight; l++) {
+      add(growKey(f, l));
+      const g = growKey(Buffer.from(k, 'hex'), l);
+      add(g);
+      add(forwardKey(g));
+    }
+    this.reachCache.set(k, r);
+    return r;
+  }
 }
 
 /** A coalition's knowledge, closed under what the scheme lets anyone compute. */
@@ -76,66 +106,52 @@ class Adversary {
   readonly traffic = new Set<string>();
   /** Epochs whose root this coalition knows. */
   readonly roots = new Set<number>();
-  private readonly queue: Buffer[] = [];
+  private readonly queue: string[] = [];
   private readonly bySealer = new Map<string, Array<(kek: Buffer) => Buffer | null>>();
   private seen = 0;
 
   constructor(private readonly world: World) {}
 
-  addKey(k: Buffer): void {
-    const h = hex(k);
-    if (this.known.has(h)) return;
-    this.known.add(h);
-    for (const e of this.world.rootEpochs.get(h) ?? []) this.roots.add(e);
-    this.queue.push(Buffer.from(k));
+  addKey(k: string): void {
+    if (this.known.has(k)) return;
+    this.known.add(k);
+    for (const e of this.world.rootEpochs.get(k) ?? []) this.roots.add(e);
+    this.queue.push(k);
   }
 
   addTraffic(tk: string): void {
     this.traffic.add(tk);
   }
 
-  /** Takes in the world's entries broadcast since the last call. */
-  private syncEntries(): void {
-    for (; this.seen < this.world.entries.length; this.seen++) {
+  /** Takes in the world's entries broadcast up to index `upTo`. */
+  private syncEntries(upTo: number): void {
+    for (; this.seen < upTo; this.seen++) {
       const e = this.world.entries[this.seen];
-      const h = hex(e.sealer);
-      if (this.known.has(h)) this.open(e.sealer, e.open);
+      if (this.known.has(e.sealer)) this.open(e.sealer, e.open);
       else {
-        let l = this.bySealer.get(h);
-        if (!l) this.bySealer.set(h, (l = []));
+        let l = this.bySealer.get(e.sealer);
+        if (!l) this.bySealer.set(e.sealer, (l = []));
         l.push(e.open);
       }
     }
   }
 
-  private open(sealer: Buffer, open: (kek: Buffer) => Buffer | null): void {
-    const kek = kekOf(sealer);
-    const plain = open(kek);
-    if (plain) this.addKey(plain);
+  private open(sealer: string, open: (kek: Buffer) => Buffer | null): void {
+    const plain = open(kekOf(Buffer.from(sealer, 'hex')));
+    if (plain) this.addKey(hex(plain));
   }
 
-  private ops(k: Buffer): Buffer[] {
-    const out = [forwardKey(k)];
-    for (let l = 0; l <= this.world.maxHeight; l++) out.push(growKey(k, l));
-    return out;
-  }
-
-  run(): void {
-    this.syncEntries();
+  /** Closes the knowledge over every entry broadcast up to index `upTo` (default: all). */
+  run(upTo = this.world.entries.length): void {
+    this.syncEntries(upTo);
     while (this.queue.length > 0) {
       const k = this.queue.pop()!;
-      const waiting = this.bySealer.get(hex(k));
+      const waiting = this.bySealer.get(k);
       if (waiting) {
-        this.bySealer.delete(hex(k));
+        this.bySealer.delete(k);
         for (const o of waiting) this.open(k, o);
       }
-      for (const d1 of this.ops(k)) {
-        if (this.world.universe.has(hex(d1))) {
-          this.addKey(d1);
-          continue;
-        }
-        for (const d2 of this.ops(d1)) if (this.world.universe.has(hex(d2))) this.addKey(d2);
-      }
+      for (const d of this.world.reach(k)) this.addKey(d);
     }
   }
 
@@ -158,6 +174,8 @@ interface Participant {
   leftEpoch: number | null;
   state: MemberKeyState | null;
   held: Set<string>;
+  /** Its leaf (fixed while it is a member). */
+  leaf: number | null;
   /** What its welcome gave it. */
   firstHeld: Set<string> | null;
   heldTraffic: Set<string>;
@@ -184,7 +202,6 @@ function runScenario(ops: Op[]): {
   probes: number;
 } {
   const world = new World();
-  const formers = new Adversary(world);
   const treeOpts = { group, signer: admin };
   let tree = KeyTree.create(treeOpts);
   const stored = new Map<string, unknown>();
@@ -217,6 +234,11 @@ function runScenario(ops: Op[]): {
 
   /** The server's key arena after the last op (in-order positions, from its stored form). */
   let arena = Buffer.alloc(0);
+  let arenaHex: string[] = [];
+  const serverKeyHex = (level: number, index: number): string => {
+    const pos = nodePos(level, index);
+    return (arenaHex[pos] ??= hex(serverKey(level, index)));
+  };
   const serverKey = (level: number, index: number): Buffer => {
     const off = nodePos(level, index) * NODE_KEY_LEN;
     return Buffer.from(arena.subarray(off, off + NODE_KEY_LEN));
@@ -227,6 +249,7 @@ function runScenario(ops: Op[]): {
     world.maxHeight = Math.max(world.maxHeight, tree.height);
     const { chunks } = tree.toRecords();
     arena = Buffer.alloc((2 ** (tree.height + 1) - 1) * NODE_KEY_LEN);
+    arenaHex = [];
     for (const [i, c] of chunks)
       Buffer.from(c.keys, 'base64url').copy(arena, i * 256 * NODE_KEY_LEN);
     for (let o = 0; o < arena.length; o += NODE_KEY_LEN) {
@@ -267,19 +290,35 @@ function runScenario(ops: Op[]): {
         hex(plain) === hex(serverKey(e.level + 1, e.index >> 1)),
         `entry ${i} is not the parent key`,
       );
-      world.entries.push({ sealer, open });
+      world.entries.push({ sealer: hex(sealer), open });
     });
   };
 
-  const collect = (p: Participant): void => {
-    if (!p.state || p.state.status === 'removed') return;
-    const j = JSON.parse(p.state.serialize()) as { keys: string; traffic: Array<[number, string]> };
-    const kb = Buffer.from(j.keys, 'base64url');
-    for (let o = 0; o < kb.length; o += NODE_KEY_LEN)
-      p.held.add(hex(kb.subarray(o, o + NODE_KEY_LEN)));
-    for (const [, t] of j.traffic) p.heldTraffic.add(hex(Buffer.from(t, 'base64url')));
-    p.firstHeld ??= new Set(p.held);
+  /**
+   * Records what a member holds now: the server's keys of its path (and,
+   * every few steps, checks that its own state holds exactly those) and the
+   * traffic key of the epoch (checked by the caller).
+   */
+  const collect = (p: Participant, exact: boolean): void => {
+    const leaf = (p.leaf ??= tree.leafOf(p.identity.id)!);
+    must(p.state!.leaf === leaf, `${p.name}: not at its leaf`);
+    const path: string[] = [];
+    for (let l = 0; l <= tree.height; l++) path.push(serverKeyHex(l, leaf >>> l));
+    if (exact || p.firstHeld === null) {
+      const j = JSON.parse(p.state!.serialize()) as { keys: string };
+      must(
+        Buffer.from(j.keys, 'base64url').toString('hex') === path.join(''),
+        `${p.name}: its path keys differ from the server's`,
+      );
+    }
+    for (const k of path) p.held.add(k);
+    p.heldTraffic.add(traffic[modelEpoch]);
+    p.firstHeld ??= new Set(path);
   };
+  /** Per step: who left, how many entries were out, and the epoch — for the formers' replay. */
+  const timeline: Array<{ epoch: number; removed: Participant[]; entries: number; live: boolean }> =
+    [];
+  let removedNow: Participant[] = [];
 
   const broadcast = (bytes: Buffer, removedNow: Set<Participant>): void => {
     const type = bytes[1];
@@ -313,12 +352,8 @@ function runScenario(ops: Op[]): {
     must(msg.type === TYPE_REKEY, 'remove: not a rekey message');
     recordEntries(msg);
     broadcast(r.message, gone);
-    for (const v of victims) {
-      v.leftEpoch = modelEpoch;
-      // A missed-but-removed member never sees its removal; its keys are still what it held.
-      for (const k of v.held) formers.addKey(Buffer.from(k, 'hex'));
-      for (const t of v.heldTraffic) formers.addTraffic(t);
-    }
+    for (const v of victims) v.leftEpoch = modelEpoch;
+    removedNow = victims;
   };
 
   for (const op of ops) {
@@ -343,6 +378,7 @@ function runScenario(ops: Op[]): {
           leftEpoch: null,
           state: null,
           held: new Set(),
+          leaf: null,
           firstHeld: null,
           heldTraffic: new Set(),
           skip: 0,
@@ -415,16 +451,30 @@ function runScenario(ops: Op[]): {
         `${p.name}: not current`,
       );
       must(hex(p.state!.trafficKey()!) === traffic[modelEpoch], `${p.name}: wrong traffic key`);
-      collect(p);
+      collect(p, timeline.length % 4 === 0);
     }
+    timeline.push({
+      epoch: modelEpoch,
+      removed: removedNow,
+      entries: world.entries.length,
+      live: current.length > 0,
+    });
+    removedNow = [];
+  }
 
-    // Forward secrecy against all former members together.
-    formers.run();
-    if (current.length > 0)
-      must(
-        !formers.derivesEpoch(modelEpoch, traffic[modelEpoch]),
-        `formers derive epoch ${modelEpoch}`,
-      );
+  // Forward secrecy against all former members together, step by step: at
+  // each step the coalition of everyone removed so far, with every message
+  // sent so far, cannot derive that step's key. (Replayed after the run, so
+  // the adversary's search already knows every key the server will ever use.)
+  const formers = new Adversary(world);
+  for (const t of timeline) {
+    for (const v of t.removed) {
+      for (const k of v.held) formers.addKey(k);
+      for (const tk of v.heldTraffic) formers.addTraffic(tk);
+    }
+    formers.run(t.entries);
+    if (t.live)
+      must(!formers.derivesEpoch(t.epoch, traffic[t.epoch]), `formers derive epoch ${t.epoch}`);
   }
 
   // Formers derive roots only of epochs in which one of them was a member.
@@ -442,7 +492,7 @@ function runScenario(ops: Op[]): {
   while (i < byJoin.length) {
     const j = byJoin[i].joinEpoch;
     for (; i < byJoin.length && byJoin[i].joinEpoch === j; i++) {
-      for (const k of byJoin[i].held) late.addKey(Buffer.from(k, 'hex'));
+      for (const k of byJoin[i].held) late.addKey(k);
       for (const t of byJoin[i].heldTraffic) late.addTraffic(t);
     }
     late.run();
@@ -464,7 +514,7 @@ function runScenario(ops: Op[]): {
     .sort((x, y) => y.joinEpoch - x.joinEpoch)[0];
   if (probe) {
     const control = new Adversary(world);
-    for (const k of probe.firstHeld!) control.addKey(Buffer.from(k, 'hex'));
+    for (const k of probe.firstHeld!) control.addKey(k);
     control.run();
     must(control.derivesEpoch(modelEpoch, traffic[modelEpoch]), 'closure misses a legitimate key');
     probes++;
