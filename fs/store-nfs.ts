@@ -118,7 +118,7 @@ export class NfsStore implements ObjectStore {
         const l = await this.client.lookup(this.client.root, OBJECTS);
         const a = l.attr ?? (await this.client.getattr(l.fh));
         if (a.type !== FTYPE.DIR)
-          throw new Error(`${this.url}: ${OBJECTS} exists and is not a directory`);
+          throw new Error(`${this.url}: ${OBJECTS} exists and is not a directory`, { cause: e });
       }
     });
   }
