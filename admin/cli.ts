@@ -8,19 +8,13 @@
  * (the token itself) or `SUPERNET_TOKEN_FILE`; `--state DIR` or the default state folder
  * (`admin.json` and `operator.token` written by `admin start`).
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, EXIT, type Command } from '../bin/cli-kit.js';
-import { Identity } from './identity.js';
-import { PROTOCOL_VERSION } from './protocol.js';
-import { LowdbStore } from './store-lowdb.js';
-import { Policy, PolicyError, PolicyHolder, POLICY_VERSION } from './policy.js';
-import { jsonLogger, type LogLevel } from './logger.js';
-import { createAdminService, DEFAULT_GRACE_MS, DEFAULT_VARP_TTL_MS } from './server.js';
+import { Policy, PolicyError } from './policy.js';
 import { AdminApiError, AdminClient, AdminNetworkError, AdminProtocolError } from './client.js';
 import { verifyAuditChain, type AuditEntry } from './audit.js';
-import { hostPort, intOption, parseArgs } from './argv.js';
+import { intOption, parseArgs } from './argv.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/supernet/admin';
 export const DEFAULT_LISTEN = '127.0.0.1:7400';
@@ -47,7 +41,8 @@ export const cliIo = {
   },
 };
 
-function writeAtomic(path: string, text: string, mode: number): void {
+/** Writes `text` to `path` atomically (temp file + rename) with `mode`. */
+export function writeAtomic(path: string, text: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text, { mode });
   chmodSync(tmp, mode);
@@ -69,167 +64,8 @@ export function readAdminInfo(path: string): AdminInfoFile {
   return j as AdminInfoFile;
 }
 
-// ---- admin start --------------------------------------------------------------
-
 const START_USAGE =
   'supernet admin start [--state DIR] [--listen HOST:PORT] [--url URL] [--policy FILE] [--grace-ms MS] [--varp-ttl-ms MS] [--log-level debug|info|warn|error]';
-
-async function adminStart(argv: string[]): Promise<number> {
-  const cmd = 'admin start';
-  const { opts } = parseArgs(
-    cmd,
-    argv,
-    {
-      state: 'string',
-      listen: 'string',
-      url: 'string',
-      policy: 'string',
-      'grace-ms': 'string',
-      'varp-ttl-ms': 'string',
-      'log-level': 'string',
-    },
-    { min: 0, max: 0, names: '' },
-  );
-  const state = resolve((opts.state as string | undefined) ?? DEFAULT_STATE_DIR);
-  const listen = hostPort(cmd, 'listen', (opts.listen as string | undefined) ?? DEFAULT_LISTEN);
-  const graceMs = intOption(cmd, 'grace-ms', opts['grace-ms'], DEFAULT_GRACE_MS);
-  const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 1000);
-  const level = ((opts['log-level'] as string | undefined) ?? 'info') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error'].includes(level)) {
-    throw new CliError(EXIT.USAGE, `${cmd}: --log-level expects debug, info, warn or error`);
-  }
-  const logger = jsonLogger(level);
-
-  // The state folder holds private keys and the database: owner only.
-  try {
-    mkdirSync(state, { recursive: true, mode: 0o700 });
-    chmodSync(state, 0o700);
-  } catch (err) {
-    throw new CliError(
-      EXIT.NOPERM,
-      `cannot create the state folder ${state}: ${(err as NodeJS.ErrnoException).code}`,
-    );
-  }
-  const idPath = join(state, IDENTITY_FILE);
-  let identity: Identity;
-  if (existsSync(idPath)) {
-    try {
-      identity = Identity.load(idPath);
-    } catch (err) {
-      throw new CliError(EXIT.DATA, (err as Error).message);
-    }
-  } else {
-    identity = Identity.generate('supernet-admin');
-    identity.save(idPath);
-    logger.info('created the admin identity', { path: idPath, id: identity.id });
-  }
-  const tokenPath = join(state, OPERATOR_TOKEN_FILE);
-  if (!existsSync(tokenPath)) {
-    writeAtomic(tokenPath, randomBytes(32).toString('base64url') + '\n', 0o600);
-    logger.info('created the operator token', { path: tokenPath });
-  }
-  const operatorToken = readFileSync(tokenPath, 'utf8').trim();
-  if (operatorToken.length < 16)
-    throw new CliError(EXIT.DATA, `${tokenPath}: token shorter than 16 characters`);
-
-  const explicitPolicy = opts.policy !== undefined;
-  const policyPath = resolve((opts.policy as string | undefined) ?? join(state, POLICY_FILE));
-  if (!existsSync(policyPath)) {
-    if (explicitPolicy)
-      throw new CliError(EXIT.USAGE, `${cmd}: --policy ${policyPath} does not exist`);
-    writeAtomic(
-      policyPath,
-      JSON.stringify({ version: POLICY_VERSION, groups: {}, supernets: {} }, null, 2) + '\n',
-      0o644,
-    );
-    logger.warn(
-      'no policy yet: wrote one that admits nobody; edit it to admit nodes (docs/policy.md)',
-      { path: policyPath },
-    );
-  }
-  let holder: PolicyHolder;
-  try {
-    holder = PolicyHolder.fromFile(policyPath, logger);
-  } catch (err) {
-    if (err instanceof PolicyError) throw new CliError(EXIT.DATA, `${policyPath}: ${err.message}`);
-    throw new CliError(
-      EXIT.UNAVAILABLE,
-      `cannot read the policy ${policyPath}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-    );
-  }
-
-  let store: LowdbStore;
-  try {
-    store = await LowdbStore.open(join(state, DB_FILE));
-  } catch (err) {
-    holder.close();
-    throw new CliError(EXIT.UNAVAILABLE, (err as Error).message);
-  }
-  const svc = createAdminService({
-    store,
-    identity,
-    policy: holder,
-    logger,
-    graceMs,
-    varpTtlMs,
-    operatorToken,
-  });
-  try {
-    await svc.listen(listen.port, listen.host);
-  } catch (err) {
-    await svc.close();
-    await store.close();
-    holder.close();
-    throw new CliError(
-      EXIT.UNAVAILABLE,
-      `cannot listen on ${listen.host}:${listen.port}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-    );
-  }
-  await svc.ready(); // the policy-loaded audit entry is durable: the database exists
-  holder.watch();
-  const url = (opts.url as string | undefined) ?? svc.url();
-  const info: AdminInfoFile = {
-    kind: 'supernet-admin',
-    v: PROTOCOL_VERSION,
-    url,
-    id: identity.id,
-    sign: identity.pub.sign,
-    seal: identity.pub.seal,
-  };
-  writeAtomic(join(state, ADMIN_INFO_FILE), JSON.stringify(info, null, 2) + '\n', 0o644);
-  logger.info('admin service ready', { url, id: identity.id, state, policy: policyPath });
-
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const onHup = (): void => {
-      logger.info('SIGHUP: reloading the policy', { path: policyPath });
-      holder.reload();
-    };
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info('shutting down', { signal });
-      process.off('SIGHUP', onHup);
-      holder.close();
-      svc
-        .close()
-        .then(() => store.close())
-        .then(
-          () => {
-            logger.info('stopped');
-            done(EXIT.OK);
-          },
-          (err: unknown) => {
-            logger.error('shutdown failed', { error: String(err) });
-            done(EXIT.SOFTWARE);
-          },
-        );
-    };
-    process.on('SIGHUP', onHup);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-}
 
 // ---- operator commands ----------------------------------------------------------
 
@@ -574,7 +410,7 @@ export const adminCommands: Record<string, Command> = {
   'admin start': {
     summary: 'run the admin service (admission, policy, audit, keys, VARP)',
     usage: START_USAGE,
-    run: adminStart,
+    run: (argv) => import('./cli-start.js').then((m) => m.adminStart(argv)),
   },
   'supernet create': {
     summary: 'create a Supernet with its address pool and channels',

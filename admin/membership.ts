@@ -1,8 +1,8 @@
 /**
  * Admission and membership (paper §4.3 steps (1), (1a), (1b), (2), logout
- * and forced removal): the logic behind login, logout, expel, config, VARP
- * and the operator's Supernet/channel management. HTTP-free: server.ts maps
- * routes onto these methods.
+ * and forced removal): the logic behind login, logout, expel, config and
+ * VARP. HTTP-free: server.ts maps routes onto these methods (the operator's
+ * Supernet/channel management is in supernets.ts).
  *
  * Each operation is ONE store write transaction, so it is atomic, and it
  * answers only after the change is durable. Pushes to other nodes are
@@ -26,60 +26,16 @@ import type { GroupKeyScheme, KeyMember } from './keys.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Policy } from './policy.js';
-import { AuditLog, type AuditEntry, type AuditHead } from './audit.js';
+import { AuditLog } from './audit.js';
 import { VarpRegistry } from './varp.js';
 import { Sessions, type RevokeCode, type SessionRecord } from './sessions.js';
 import { ApiError, badField } from './errors.js';
-import { firstFreeVip, inPool, parsePool, reservedVip, vipProblem, type Pool } from './addr.js';
-import {
-  parseLoginFields,
-  validateIdentity,
-  MAX_CHANNELS_PER_SUPERNET,
-  type LoginFields,
-  type SupernetCreateFields,
-} from './requests.js';
+import { parsePool } from './addr.js';
+import { parseLoginFields, validateIdentity, type LoginFields } from './requests.js';
 import { streamKey } from './events.js';
-
-/** Collection `supernets`, key = canonical id. */
-export interface SupernetRecord {
-  id: string;
-  name: string | null;
-  pool: string;
-  channels: Array<{ id: string; createdAt: number }>;
-  /** Grows with every change that concerns the Supernet's nodes. */
-  serial: number;
-  createdAt: number;
-}
-
-/** Collection `nodes`, key `<supernet>|<name>`: an admitted node. */
-export interface NodeRecord {
-  supernet: string;
-  name: string;
-  id: string;
-  sign: string;
-  seal: string;
-  vip: string;
-  channels: string[];
-  /** sha256 of the current session token. */
-  session: string;
-  rule: string;
-  admittedAt: number;
-  loginAt: number;
-}
-
-/**
- * Collection `leases`, key `<supernet>|<vip>`: which identity+name an
- * address belongs to. Leases outlive logouts, so a node that logs in again
- * gets the same address; inactive leases are reclaimed oldest first only
- * when the range is full.
- */
-export interface LeaseRecord {
-  supernet: string;
-  vip: string;
-  identity: string;
-  name: string;
-  lastUsed: number;
-}
+import { assignVip, type LeaseRecord } from './leases.js';
+import { getSupernet, nodeKey, type NodeRecord, type SupernetRecord } from './records.js';
+import { SupernetAdmin } from './supernets.js';
 
 /** What to push after a commit. */
 export interface Effects {
@@ -104,32 +60,28 @@ export interface MembershipDeps {
   challengeTtlMs?: number;
 }
 
-const nodeKey = (sid: string, name: string): string => `${sid}|${name}`;
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** A node's own view for the operator. */
-export interface NodeSummary {
-  name: string;
-  id: string;
-  vip: string;
-  channels: string[];
-  endpoint: Endpoint | null;
-  expiresAt: number;
-  admittedAt: number;
-  loginAt: number;
-  rule: string;
-}
 
 export class Membership {
   readonly audit: AuditLog;
   readonly varp: VarpRegistry;
   readonly sessions: Sessions;
 
+  /** The operator's operations, over the same store, audit log and registry. */
+  readonly supernets: SupernetAdmin;
+
   constructor(private readonly d: MembershipDeps) {
     this.audit = new AuditLog(d.identity, d.clock);
     this.varp = new VarpRegistry(d.varpTtlMs);
     this.sessions = new Sessions(d.challengeTtlMs);
+    this.supernets = new SupernetAdmin({
+      store: d.store,
+      scheme: d.scheme,
+      clock: d.clock,
+      audit: this.audit,
+      varp: this.varp,
+    });
   }
 
   // ---- helpers --------------------------------------------------------------
@@ -146,126 +98,6 @@ export class Membership {
     for (const ch of channels)
       for (const m of this.d.scheme.members(tx, sid, ch)) if (m !== self) out.add(m);
     return [...out];
-  }
-
-  private supernet(tx: ReadTx, sid: string, field = 'supernet'): SupernetRecord {
-    const sn = tx.get<SupernetRecord>('supernets', sid);
-    if (!sn) throw new ApiError(404, 'unknown_supernet', `${field}: no Supernet ${sid}`);
-    return sn;
-  }
-
-  /** Records the policy in force in the audit log when it differs from the last one recorded. */
-  async notePolicy(p: Policy): Promise<void> {
-    await this.d.store.write((tx) => {
-      const last = tx.get<{ hash: string }>('meta', 'policy');
-      if (last?.hash === p.hash) return;
-      tx.put('meta', 'policy', { hash: p.hash, source: p.source, loadedAt: p.loadedAt });
-      this.audit.append(tx, {
-        action: 'policy-loaded',
-        detail: { hash: p.hash, source: p.source },
-      });
-    });
-  }
-
-  // ---- operator: Supernets and channels ------------------------------------
-
-  async createSupernet(f: SupernetCreateFields): Promise<SupernetRecord> {
-    const now = this.d.clock.now();
-    return this.d.store.write((tx) => {
-      if (tx.get('supernets', f.id))
-        throw new ApiError(409, 'supernet_exists', `id: Supernet ${f.id} already exists`);
-      const sn: SupernetRecord = {
-        id: f.id,
-        name: f.name,
-        pool: f.pool,
-        channels: f.channels.map((id) => ({ id, createdAt: now })),
-        serial: 1,
-        createdAt: now,
-      };
-      tx.put('supernets', f.id, sn);
-      for (const ch of f.channels) this.d.scheme.onCreate(tx, f.id, ch);
-      this.audit.append(tx, {
-        action: 'supernet-created',
-        supernet: f.id,
-        detail: { pool: f.pool, channels: f.channels, name: f.name },
-      });
-      return sn;
-    });
-  }
-
-  async createChannel(sid: string, ch: string): Promise<SupernetRecord> {
-    return this.d.store.write((tx) => {
-      const sn = this.supernet(tx, sid, 'supernet id in the path');
-      if (sn.channels.some((c) => c.id === ch)) {
-        throw new ApiError(409, 'channel_exists', `id: Supernet ${sid} already has channel ${ch}`);
-      }
-      if (sn.channels.length >= MAX_CHANNELS_PER_SUPERNET) {
-        throw badField('id', `a Supernet has at most ${MAX_CHANNELS_PER_SUPERNET} channels`);
-      }
-      const next = { ...sn, channels: [...sn.channels, { id: ch, createdAt: this.d.clock.now() }] };
-      tx.put('supernets', sid, next);
-      this.d.scheme.onCreate(tx, sid, ch);
-      this.audit.append(tx, { action: 'channel-created', supernet: sid, detail: { channel: ch } });
-      return next;
-    });
-  }
-
-  async listSupernets(): Promise<SupernetRecord[]> {
-    return this.d.store.read((tx) => tx.list<SupernetRecord>('supernets').map(([, v]) => v));
-  }
-
-  async describeSupernet(sid: string): Promise<Record<string, unknown>> {
-    return this.d.store.read((tx) => {
-      const sn = this.supernet(tx, sid, 'supernet id in the path');
-      return {
-        ...sn,
-        reservedVip: reservedVip(parsePool(sn.pool)),
-        channels: sn.channels.map((c) => ({
-          ...c,
-          ...this.d.scheme.describe(tx, sid, c.id),
-          memberNames: this.d.scheme.members(tx, sid, c.id),
-        })),
-        nodes: this.nodeSummaries(tx, sid),
-      };
-    });
-  }
-
-  async listNodes(sid: string): Promise<NodeSummary[]> {
-    return this.d.store.read((tx) => {
-      this.supernet(tx, sid, 'supernet id in the path');
-      return this.nodeSummaries(tx, sid);
-    });
-  }
-
-  private nodeSummaries(tx: ReadTx, sid: string): NodeSummary[] {
-    const now = this.d.clock.now();
-    return tx
-      .list<NodeRecord>('nodes', sid + '|')
-      .map(([, n]) => {
-        const v = this.varp.view(tx, sid, n.vip, now);
-        return {
-          name: n.name,
-          id: n.id,
-          vip: n.vip,
-          channels: n.channels,
-          endpoint: v.endpoint,
-          expiresAt: v.expiresAt,
-          admittedAt: n.admittedAt,
-          loginAt: n.loginAt,
-          rule: n.rule,
-        };
-      })
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
-  }
-
-  async auditSince(
-    since: number,
-    limit: number,
-  ): Promise<{ entries: AuditEntry[]; head: AuditHead | null }> {
-    return this.d.store.read((tx) => ({
-      entries: this.audit.since(tx, since, limit),
-      head: this.audit.head(tx),
-    }));
   }
 
   // ---- node: login ------------------------------------------------------------
@@ -375,7 +207,7 @@ export class Membership {
     policy: Policy,
   ): { token: Buffer; effects: Effects | null } {
     const sid = f.supernet;
-    const sn = this.supernet(tx, sid, 'request.supernet');
+    const sn = getSupernet(tx, sid, 'request.supernet');
     f.channels.forEach((ch, i) => {
       if (!sn.channels.some((c) => c.id === ch)) {
         throw new ApiError(
@@ -405,7 +237,7 @@ export class Membership {
         `request.name: node ${f.name} of Supernet ${sid} belongs to another identity`,
       );
     }
-    const vip = this.assignVip(tx, sid, pool, decision, f, fp, now);
+    const vip = assignVip(tx, sid, pool, decision, f, fp, now);
 
     // ---- decided: apply -----------------------------------------------------
     const endSessions: string[] = [];
@@ -482,74 +314,6 @@ export class Membership {
     return { token, effects };
   }
 
-  private assignVip(
-    tx: WriteTx,
-    sid: string,
-    pool: Pool,
-    decision: { vip?: string; range?: string; rule: string },
-    f: LoginFields,
-    fp: string,
-    now: number,
-  ): string {
-    const leaseAt = (vip: string) => tx.get<LeaseRecord>('leases', `${sid}|${vip}`);
-    const mine = (l: LeaseRecord) => l.identity === fp && l.name === f.name;
-    const heldByOther = (l: LeaseRecord) => {
-      const n = tx.get<NodeRecord>('nodes', nodeKey(sid, l.name));
-      return n !== undefined && n.vip === l.vip && l.name !== f.name;
-    };
-    const leases = tx.list<LeaseRecord>('leases', sid + '|').map(([, l]) => l);
-    const own = leases.find(mine);
-    let vip: string | null;
-    if (decision.vip) {
-      const l = leaseAt(decision.vip);
-      if (l && !mine(l) && heldByOther(l)) {
-        throw new ApiError(
-          409,
-          'vip_taken',
-          `address ${decision.vip} (fixed by rule ${JSON.stringify(decision.rule)}) is in use by node ${l.name}`,
-        );
-      }
-      vip = decision.vip;
-    } else if (f.requestedVip) {
-      const l = leaseAt(f.requestedVip);
-      if (l && !mine(l))
-        throw new ApiError(
-          409,
-          'vip_taken',
-          `request.requestedVip: ${f.requestedVip} is assigned to another node`,
-        );
-      vip = f.requestedVip;
-    } else {
-      const range = decision.range ? parsePool(decision.range) : pool;
-      if (own && vipProblem(pool, own.vip) === null && inPool(range, own.vip)) vip = own.vip;
-      else vip = firstFreeVip(pool, range, (v) => !leaseAt(v));
-      if (!vip) {
-        // Full: reclaim the least recently used lease of a node that is not admitted.
-        const idle = leases
-          .filter(
-            (l) =>
-              !mine(l) &&
-              inPool(range, l.vip) &&
-              vipProblem(pool, l.vip) === null &&
-              !heldByOther(l),
-          )
-          .sort((a, b) => a.lastUsed - b.lastUsed);
-        if (idle.length === 0)
-          throw new ApiError(409, 'pool_exhausted', `no free address in ${range.text}`);
-        vip = idle[0].vip;
-      }
-    }
-    if (own && own.vip !== vip) tx.delete('leases', `${sid}|${own.vip}`);
-    tx.put('leases', `${sid}|${vip}`, {
-      supernet: sid,
-      vip,
-      identity: fp,
-      name: f.name,
-      lastUsed: now,
-    } satisfies LeaseRecord);
-    return vip;
-  }
-
   // ---- node: session operations ----------------------------------------------
 
   /** Resolves a node's Authorization header (durable state). */
@@ -613,7 +377,7 @@ export class Membership {
   async expel(sid: string, name: string, reason: string): Promise<Effects> {
     const now = this.d.clock.now();
     return this.d.store.write((tx) => {
-      this.supernet(tx, sid, 'supernet id in the path');
+      getSupernet(tx, sid, 'supernet id in the path');
       const node = tx.get<NodeRecord>('nodes', nodeKey(sid, name));
       if (!node)
         throw new ApiError(
@@ -633,12 +397,12 @@ export class Membership {
 
   /** Current serial of the node's Supernet (for the first event of a stream). */
   async serialOf(s: SessionRecord): Promise<number> {
-    return this.d.store.read((tx) => this.supernet(tx, s.supernet).serial);
+    return this.d.store.read((tx) => getSupernet(tx, s.supernet).serial);
   }
 
   private signedConfig(tx: ReadTx, node: NodeRecord): SignedEnvelope {
     const sid = node.supernet;
-    const sn = this.supernet(tx, sid);
+    const sn = getSupernet(tx, sid);
     const pool = parsePool(sn.pool);
     const now = this.d.clock.now();
     const mine = new Set(node.channels);

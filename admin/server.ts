@@ -119,7 +119,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   let pending: Promise<void> = Promise.resolve();
   const notePolicy = (p: Policy): void => {
     pending = pending
-      .then(() => membership.notePolicy(p))
+      .then(() => membership.supernets.notePolicy(p))
       .catch((err) => logger.error('cannot audit the policy change', { error: String(err) }));
   };
   notePolicy(holder.current);
@@ -190,24 +190,28 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   });
 
   r.post('/supernets', operator, async (ctx) => {
-    json(ctx, 201, await membership.createSupernet(parseSupernetCreate(await readJsonBody(ctx))));
+    json(
+      ctx,
+      201,
+      await membership.supernets.createSupernet(parseSupernetCreate(await readJsonBody(ctx))),
+    );
   });
   r.get('/supernets', operator, async (ctx) =>
-    json(ctx, 200, { supernets: await membership.listSupernets() }),
+    json(ctx, 200, { supernets: await membership.supernets.listSupernets() }),
   );
   r.get('/supernets/:sid', operator, async (ctx) =>
-    json(ctx, 200, await membership.describeSupernet(paramSupernet(ctx.params.sid))),
+    json(ctx, 200, await membership.supernets.describeSupernet(paramSupernet(ctx.params.sid))),
   );
   r.post('/supernets/:sid/channels', operator, async (ctx) => {
     const sid = paramSupernet(ctx.params.sid);
     json(
       ctx,
       201,
-      await membership.createChannel(sid, parseChannelCreate(await readJsonBody(ctx))),
+      await membership.supernets.createChannel(sid, parseChannelCreate(await readJsonBody(ctx))),
     );
   });
   r.get('/supernets/:sid/nodes', operator, async (ctx) =>
-    json(ctx, 200, { nodes: await membership.listNodes(paramSupernet(ctx.params.sid)) }),
+    json(ctx, 200, { nodes: await membership.supernets.listNodes(paramSupernet(ctx.params.sid)) }),
   );
   r.post('/supernets/:sid/nodes/:name/expel', operator, async (ctx) => {
     const sid = paramSupernet(ctx.params.sid);
@@ -219,7 +223,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   r.get('/audit', operator, async (ctx) => {
     const since = queryInt(ctx.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = queryInt(ctx.query.limit, 'limit', MAX_AUDIT_PAGE, 1, MAX_AUDIT_PAGE);
-    json(ctx, 200, await membership.auditSince(since, limit));
+    json(ctx, 200, await membership.supernets.auditSince(since, limit));
   });
   r.get('/policy', operator, (ctx) => {
     const p = holder.current;
