@@ -173,5 +173,15 @@ describe('key tree store form', () => {
       'malformed',
     );
     expect(tree.epoch).toBe(1);
+    // The last epoch: no further operation, and nothing changed by trying.
+    const rec = new Records();
+    rec.take(tree);
+    const last = KeyTree.fromRecords(opts, { ...rec.header!, epoch: 0xffff_ffff }, (i) =>
+      rec.chunks.get(i),
+    );
+    expect(code(() => last.join(['b']))).toBe('capacity');
+    expect(code(() => last.remove(['a']))).toBe('capacity');
+    expect(last.members()).toEqual(['a']);
+    expect(last.has('b')).toBe(false);
   });
 });
