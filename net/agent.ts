@@ -22,6 +22,7 @@ import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
 import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
+import type { NodeServices } from './node-services.js';
 import { nextSession } from './session.js';
 import type { TunDevice } from './tun.js';
 import { innerMtu, supernetKeyOf } from './wire.js';
@@ -42,6 +43,8 @@ export interface AgentOptions {
   endpointPollMs?: number;
   /** Safety-net config refresh period (ms), in case pushes were lost. */
   refreshMs?: number;
+  /** The resolver and configfs side of nodes (docs/dns.md); none: no DNS, host /etc files. */
+  services?: NodeServices;
 }
 
 /** What the agent keeps for each node it hosts. */
@@ -115,6 +118,9 @@ export class HostAgent {
   /** Restores the nodes saved by an earlier run, then starts the timers. */
   async start(): Promise<void> {
     this.lastEndpoint = await this.o.endpoint();
+    // configfs before any node (docs/dns.md §Agent ↔ configfs).
+    await this.o.services?.start();
+    const hosted = new Set<string>();
     for (const f of readdirSync(join(this.o.stateDir, 'nodes'))) {
       if (!f.endsWith('.json')) continue;
       let saved: SavedNode;
@@ -124,6 +130,7 @@ export class HostAgent {
         this.o.logger.warn('ignoring unreadable node state', { file: f });
         continue;
       }
+      hosted.add(this.nsName(saved.supernet, saved.name));
       try {
         await this.resume(saved);
       } catch (err) {
@@ -134,6 +141,7 @@ export class HostAgent {
         });
       }
     }
+    this.o.services?.prune(this.o.nsPrefix, hosted);
     this.timers.push(setInterval(() => this.expireKeys(), 1000));
     this.timers.push(setInterval(() => void this.checkEndpoint(), this.o.endpointPollMs ?? 1000));
     this.timers.push(setInterval(() => this.refreshAll(), this.o.refreshMs ?? 30_000));
@@ -150,6 +158,7 @@ export class HostAgent {
     }
     this.nodes.clear();
     this.o.bind.close();
+    await this.o.services?.stop();
   }
 
   /** Admits a node through the admin service and brings it up (paper §4.3 steps 1–3). */
@@ -255,6 +264,7 @@ export class HostAgent {
         })),
       })),
       keyrings,
+      services: this.o.services?.status() ?? null,
     };
   }
 
@@ -296,6 +306,7 @@ export class HostAgent {
           code: err.code,
         });
         rmSync(this.statePath(saved.supernet, saved.name), { force: true });
+        this.o.services?.removeNode(this.nsName(saved.supernet, saved.name));
         await deleteNamespace(this.nsName(saved.supernet, saved.name)).catch(() => undefined);
         return;
       }
@@ -461,6 +472,8 @@ export class HostAgent {
       peers.set(vip, peer);
     }
     local.peers = peers;
+    // Resolver view and configfs files follow every config (before any process runs in a new node).
+    local.service = this.o.services?.node(node.ns, cfg, local.tun);
     const table = this.datapath.supernets.get(local.supernetKey)!;
     const now = this.now();
     const keys = [...cfg.keys].sort((a, b) => a.epoch - b.epoch);
@@ -558,6 +571,7 @@ export class HostAgent {
     }
     node.local.tun.close();
     rmSync(this.statePath(node.supernet, node.local.name), { force: true });
+    this.o.services?.removeNode(node.ns);
     await deleteNamespace(node.ns).catch((err: unknown) =>
       this.o.logger.warn('could not delete node namespace', { ns: node.ns, err: String(err) }),
     );

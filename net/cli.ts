@@ -15,6 +15,12 @@ import { HostAgent, type NodeInfo } from './agent.js';
 import { openBind } from './bind.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall, serveControl } from './control.js';
 import { openTun } from './tun.js';
+import { DEFAULT_MOUNTPOINT } from '../configfs/mount.js';
+import { DEFAULT_SPOOL_DIR } from '../configfs/spool.js';
+import { UdpForwarder } from './dns-forward.js';
+import { NodeServices } from './node-services.js';
+import { awaitConfigfs, nodeExecArgv } from './node-exec.js';
+import { isIPv4 } from 'node:net';
 
 const DEFAULT_PORT = 7411;
 const DEFAULT_STATE = '/var/lib/supernet/host';
@@ -125,11 +131,55 @@ const idShow: Command = {
   },
 };
 
+/** How long `supernet exec` waits for a restarting configfs before refusing. */
+const CONFIGFS_WAIT_MS = 5000;
+
+/** The resolver and configfs wiring of `host start` (docs/dns.md). */
+function nodeServices(
+  values: Record<string, string | boolean | undefined>,
+  logger: ReturnType<typeof jsonLogger>,
+  offload: boolean,
+): NodeServices {
+  let forward: string[] | null = null;
+  if (values['dns-forward'] !== undefined) {
+    forward = String(values['dns-forward'])
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
+    const bad = forward.find((a) => !isIPv4(a));
+    if (bad !== undefined || forward.length === 0)
+      throw new CliError(
+        EXIT.USAGE,
+        `--dns-forward: expected IPv4 addresses separated by commas, got ${JSON.stringify(values['dns-forward'])}`,
+      );
+  }
+  try {
+    return new NodeServices({
+      logger,
+      dnsSuffix: values['dns-suffix'] as string | undefined,
+      external: forward ? { forward } : 'refuse',
+      forwarder: forward ? new UdpForwarder({ logger }) : undefined,
+      // Offload TUNs may hand over UDP with a partial checksum (virtio-net header).
+      checkUdpChecksum: !offload,
+      configfs: values['no-configfs']
+        ? null
+        : {
+            mountpoint: (values['configfs-mount'] as string | undefined) ?? DEFAULT_MOUNTPOINT,
+            spoolDir: (values['configfs-spool'] as string | undefined) ?? DEFAULT_SPOOL_DIR,
+            logLevel: ((values['log-level'] as string) ?? 'info') as LogLevel,
+          },
+    });
+  } catch (err) {
+    throw new CliError(EXIT.USAGE, `--dns-suffix: ${(err as Error).message}`);
+  }
+}
+
 const hostStart: Command = {
   summary: 'run the host agent (foreground) for this host',
   usage:
     'supernet host start (--admin-info FILE | --admin URL --admin-key SIGNKEY) [--state DIR] [--port N] ' +
-    '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--no-offload] [--log-level L]',
+    '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--no-offload] ' +
+    '[--configfs-mount DIR] [--configfs-spool DIR] [--no-configfs] [--dns-suffix S] [--dns-forward IP[,IP...]] [--log-level L]',
   async run(argv) {
     const { values } = parse(
       argv,
@@ -146,6 +196,11 @@ const hostStart: Command = {
         mtu: { type: 'string' },
         'log-level': { type: 'string' },
         'no-offload': { type: 'boolean' },
+        'configfs-mount': { type: 'string' },
+        'configfs-spool': { type: 'string' },
+        'no-configfs': { type: 'boolean' },
+        'dns-suffix': { type: 'string' },
+        'dns-forward': { type: 'string' },
       },
       this.usage,
     );
@@ -190,6 +245,7 @@ const hostStart: Command = {
     // Kernel offloads (design brief §4): TSO super-segments from node TUNs,
     // UDP GSO/GRO on the underlay. --no-offload for kernels or NICs without them.
     const offload = !values['no-offload'];
+    const services = nodeServices(values, logger, offload);
     const bind = await openBind({ port, gso: offload, gro: offload }).catch((err: Error) => {
       throw new CliError(EXIT.UNAVAILABLE, `cannot open UDP port ${port}: ${err.message}`);
     });
@@ -202,6 +258,7 @@ const hostStart: Command = {
       underlayMtu: mtu,
       openTun: () => openTun({ name: 'snt%d', offload }),
       logger,
+      services,
     });
     await agent.start();
     const socket = agentSocket(values.control as string | undefined);
@@ -338,9 +395,19 @@ const exec: Command = {
       values.supernet as string | undefined,
     );
     const cmd = argv.slice(dd + 1);
+    // The node's /etc files must be its own: while configfs is down (the
+    // agent restarts it within about a second) wait, then refuse.
+    const cfs = await awaitConfigfs(node.ns, CONFIGFS_WAIT_MS);
+    if (cfs.state === 'down')
+      throw new CliError(
+        EXIT.UNAVAILABLE,
+        `configfs is not running (nothing serves ${cfs.mountpoint}): ${node.name} would have no name service; the host agent restarts it, try again`,
+      );
     // `ip netns exec` enters the node's network namespace in a private mount
-    // namespace (with /sys remounted for it) and then execs the program.
-    const child = spawn('ip', ['netns', 'exec', node.ns, ...cmd], { stdio: 'inherit' });
+    // namespace (with /sys remounted for it, /etc files bound to configfs);
+    // then the node's host name and masks (net/node-exec.ts), then the program.
+    const [file, ...args] = nodeExecArgv(node.ns, node.name, cmd);
+    const child = spawn(file!, args, { stdio: 'inherit' });
     return new Promise((resolve) => {
       child.on('error', (err) => {
         process.stderr.write(`supernet exec: ${err.message}\n`);

@@ -53,6 +53,16 @@ export interface LocalNode {
   counters: NodeCounters;
   /** Packets decrypted for this node in the current underlay batch, written with one writeMany(). */
   stage: Stage;
+  /** A service the agent runs for this node (the resolver at the pool's `.1`, net/node-services.ts). */
+  service?: LocalService;
+}
+
+/** Something the host agent answers itself at one virtual address of a node (docs/dns.md §Packet path). */
+export interface LocalService {
+  /** The service's virtual address (u32); only packets to it are offered. */
+  readonly vip: number;
+  /** Consumes the packet (returns true: it must not be sent on) or declines it (false). */
+  handle(buf: Buffer, off: number, len: number): boolean;
 }
 
 /** A per-node arena of packets waiting for one TUN writeMany() (offload mode merges TCP runs there). */
@@ -136,6 +146,9 @@ export class Datapath {
         continue;
       }
       const dst = ipv4Dst(b.buf, off);
+      if (node.service !== undefined && dst === node.service.vip) {
+        if (node.service.handle(b.buf, off, len)) continue;
+      }
       if (isGroupAddress(dst, node.pool)) {
         for (const peer of node.peers.values()) this.sendTo(node, table, peer, b.buf, off, len);
         continue;

@@ -3,9 +3,9 @@
  *
  * Every Supernet has one DNS domain, derived from its id: the id's hex digits
  * without `0x` and without leading zeros, under the Supernet suffix
- * (`sn` by default): Supernet 0x4711 → `4711.sn`, Supernet
- * 0x0000cafebabe00050100 → `cafebabe00050100.sn`. A node named `c1` is
- * `c1.4711.sn`. An 80-bit id has at most 20 hex digits, so the label always
+ * (`sn.internal` by default): Supernet 0x4711 → `4711.sn.internal`, Supernet
+ * 0x0000cafebabe00050100 → `cafebabe00050100.sn.internal`. A node named `c1`
+ * is `c1.4711.sn.internal`. An 80-bit id has at most 20 hex digits, so the label always
  * fits DNS's 63-byte limit. Node names follow the admin protocol's rule
  * (admin/protocol.ts LoginRequest.name): `[a-z][a-z0-9-]{0,30}`.
  *
@@ -15,8 +15,8 @@
  */
 import { parseSupernetId } from '../admin/ids.js';
 
-/** Default parent of every Supernet domain. */
-export const SUPERNET_DNS_SUFFIX = 'sn';
+/** Default parent of every Supernet domain: under ICANN's private-use `.internal` (2024), because `.sn` is a delegated TLD (docs/dns.md §Names). */
+export const SUPERNET_DNS_SUFFIX = 'sn.internal';
 
 /** What a node name must look like (same rule as the admin protocol). */
 export const NODE_NAME_RE = /^[a-z][a-z0-9-]{0,30}$/;

@@ -154,6 +154,9 @@ export function destroyRunSync(prefix: string, dir: string | null, keepDir: bool
   if (dir) for (const mp of mountsUnder(dir)) unmountSync(mp);
   for (const ns of namespacesWithPrefix(prefix)) deleteNamespaceSync(ns);
   for (const link of rootLinksWithPrefix(prefix)) deleteRootLinkSync(link);
+  // Per-node /etc files (`ip netns exec` binds /etc/netns/NS/*): agents make
+  // them for their nodes' namespaces, which carry the run's prefix.
+  removeEtcNetnsSync(prefix);
   if (dir && !keepDir) {
     try {
       rmSync(dir, { recursive: true, force: true });
@@ -162,6 +165,27 @@ export function destroyRunSync(prefix: string, dir: string | null, keepDir: bool
     }
   }
   return [...namespacesWithPrefix(prefix), ...rootLinksWithPrefix(prefix)];
+}
+
+/** iproute2's per-namespace /etc directory. */
+const ETC_NETNS = '/etc/netns';
+
+/** Removes /etc/netns/<prefix>* (node namespaces of the run) and what is in them. */
+function removeEtcNetnsSync(prefix: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(ETC_NETNS);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    try {
+      rmSync(`${ETC_NETNS}/${n}`, { recursive: true, force: true });
+    } catch {
+      // Busy or gone; a later sweep retries.
+    }
+  }
 }
 
 /**

@@ -64,6 +64,10 @@ export class SupernetBed {
   agentSocket(host: string): string {
     return join(this.dir, `agent-${host}.sock`);
   }
+  /** Where the configfs of host `host`'s agent is mounted. */
+  configfsMount(host: string): string {
+    return join(this.dir, `configfs-${host}`, 'mnt');
+  }
 
   /**
    * Runs `supernet ARGS` as the operator in host `host`'s namespace. `null`
@@ -221,6 +225,11 @@ export class SupernetBed {
         String(AGENT_PORT),
         '--log-level',
         'debug',
+        // One configfs per simulated host: all agents share this machine's mount namespace.
+        '--configfs-mount',
+        this.configfsMount(host),
+        '--configfs-spool',
+        join(this.dir, `configfs-${host}`, 'spool'),
         ...extra,
       ],
       // Only the network namespace: the agent's `ip netns add` must mount the

@@ -43,14 +43,22 @@ function ask(r: SupernetResolver, msg: Uint8Array, v: NameView = view): Reply {
   return decode(out!);
 }
 
+/** The views here use the short suffix `sn` (e.g. `4711.sn`), so the resolver is told so. */
 function resolver(extra: Partial<ConstructorParameters<typeof SupernetResolver>[0]> = {}) {
-  return new SupernetResolver({ logger: new MemoryLogger(), clock: new ManualClock(), ...extra });
+  return new SupernetResolver({
+    logger: new MemoryLogger(),
+    clock: new ManualClock(),
+    suffix: 'sn',
+    ...extra,
+  });
 }
 
 describe('naming scheme', () => {
   it('derives the domain from the Supernet id without leading zeros', () => {
-    expect(supernetDomain('0x4711')).toBe('4711.sn');
-    expect(supernetDomain('0x0000cafebabe00050100')).toBe('cafebabe00050100.sn');
+    // Default suffix `sn.internal` (ICANN's private-use TLD; `.sn` is Senegal's).
+    expect(supernetDomain('0x4711')).toBe('4711.sn.internal');
+    expect(supernetDomain('0x0000cafebabe00050100')).toBe('cafebabe00050100.sn.internal');
+    expect(supernetDomain('0x4711', 'sn')).toBe('4711.sn');
     expect(supernetDomain('0x4711', 'SN.Internal.')).toBe('4711.sn.internal');
     expect(() => supernetDomain('0x0')).toThrow(/reserved/);
     expect(() => supernetDomain('0x4711', 'bad_suffix')).toThrow(DnsNameError);
@@ -144,6 +152,14 @@ describe('SupernetResolver answers', () => {
     expect(a.rcode).toBe('NXDOMAIN');
     expect(a.answers).toEqual([]);
     expect(ask(r, q('sn')).rcode).toBe('NXDOMAIN');
+    // The same with the default suffix and domains under it.
+    const d = new SupernetResolver({ logger: new MemoryLogger(), clock: new ManualClock() });
+    const mine: NameView = { ...view, domain: supernetDomain('0x4711') };
+    expect(ask(d, q('c1.4711.sn.internal'), mine).answers?.[0]).toMatchObject({
+      data: '10.71.17.20',
+    });
+    expect(ask(d, q('c1.4712.sn.internal'), mine).rcode).toBe('NXDOMAIN');
+    expect(ask(d, q('c1.4712.sn'), mine).rcode).toBe('REFUSED');
   });
 
   it('answers PTR for members and NXDOMAIN for other pool addresses', () => {
@@ -319,6 +335,29 @@ describe('SupernetResolver forwarding', () => {
     expect(a.id).toBe(0x1234);
     expect(a.answers?.[0]).toMatchObject({ data: '192.0.2.80' });
     expect(r.stats.forwarded).toBe(1);
+  });
+
+  it('keeps what it needs of the query: the caller may reuse its buffer before the reply comes', () => {
+    const up = new FakeUpstream();
+    const r = resolver({ forwarder: up });
+    const replies: Uint8Array[] = [];
+    const buf = q('example.com');
+    expect(r.answer(buf, fwdView, (x) => replies.push(x))).toBeNull();
+    buf.fill(0x5a); // the agent's TUN arena holds the next packets by now
+    up.calls[0]!.done(
+      dnsPacket.encode({
+        type: 'response',
+        id: 7,
+        flags: dnsPacket.RECURSION_AVAILABLE,
+        questions: [{ name: 'example.com', type: 'A', class: 'IN' }],
+        answers: [{ type: 'A', name: 'example.com', ttl: 60, data: '192.0.2.80' }],
+      }),
+    );
+    const a = decode(replies[0]!);
+    expect(a.rcode).toBe('NOERROR');
+    expect(a.id).toBe(0x1234);
+    expect(a.answers?.[0]).toMatchObject({ data: '192.0.2.80' });
+    expect(r.stats.forwardFailed).toBe(0);
   });
 
   it('answers SERVFAIL when the upstream fails or answers another question', () => {
