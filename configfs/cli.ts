@@ -41,7 +41,7 @@ function level(v: string | boolean | undefined): LogLevel {
 const run: Command = {
   summary: 'run configfs: per-node /etc files (resolv.conf, hosts, ...) over FUSE',
   usage:
-    'supernet configfs run [--mount DIR] [--spool DIR] [--etc DIR] [--no-repair] [--log-level L]',
+    'supernet configfs run [--mount DIR] [--spool DIR] [--etc DIR] [--no-repair] [--parent-pipe] [--log-level L]',
   async run(argv) {
     const v = parse(
       argv,
@@ -50,6 +50,7 @@ const run: Command = {
         spool: { type: 'string' },
         etc: { type: 'string' },
         'no-repair': { type: 'boolean' },
+        'parent-pipe': { type: 'boolean' },
         'log-level': { type: 'string' },
       },
       this.usage,
@@ -67,11 +68,23 @@ const run: Command = {
     } catch (err) {
       throw new CliError(EXIT.UNAVAILABLE, `cannot mount configfs: ${(err as Error).message}`);
     }
-    await new Promise<void>((done) => {
-      process.once('SIGTERM', done);
-      process.once('SIGINT', done);
+    const why = await new Promise<string>((done) => {
+      // `on`, not `once`: a second signal while unmounting must not kill
+      // the process half way (the agent and a process-group kill may both send one).
+      process.on('SIGTERM', () => done('SIGTERM'));
+      process.on('SIGINT', () => done('SIGINT'));
+      if (v['parent-pipe']) {
+        // The host agent holds the other end of stdin: when it goes, however
+        // it ends (SIGKILL included), configfs goes too, so a new agent
+        // starts its own instead of finding this one in its way.
+        process.stdin.on('end', () => done('parent pipe closed'));
+        process.stdin.on('error', () => done('parent pipe error'));
+        process.stdin.resume();
+      }
     });
+    logger.info('configfs: stopping', { why });
     await daemon.stop();
+    process.stdin.destroy();
     return EXIT.OK;
   },
 };

@@ -6,6 +6,7 @@
  * gets exactly what it would get from /etc); a caller that cannot be
  * identified gets EACCES, never some other context's file.
  */
+import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from '../admin/logger.js';
@@ -16,6 +17,25 @@ import { CONFIG_FILES, renderNodeFiles, type ConfigFileName, type NodeSpec } fro
 
 /** The fstype of configfs mounts is `fuse.<FS_SUBTYPE>`. */
 export const FS_SUBTYPE = 'supernet-configfs';
+
+/** Mount points that can travel verbatim inside a mount option (no comma, space, backslash, ...). */
+const PLAIN_PATH_RE = /^\/[A-Za-z0-9._/-]*$/;
+
+/**
+ * The mount source ("fsname") of the configfs mounted at `mountpoint`:
+ * `supernet-configfs@/run/supernet/configfs`. It shows in mountinfo for the
+ * mount and for every bind made of its files, also after the connection
+ * died, so binds can be told apart by the configfs instance they came from
+ * (a machine may run several, e.g. one per simulated host in the test bed;
+ * a repair must never cover one instance's binds with another's files). A
+ * mount point that cannot be written into an option is named by a hash.
+ */
+export function configfsSource(mountpoint: string): string {
+  const id = PLAIN_PATH_RE.test(mountpoint)
+    ? mountpoint
+    : `sha256:${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}`;
+  return `${FS_SUBTYPE}@${id}`;
+}
 const MOUNT_TABLE_TTL_MS = 1000;
 const MAX_SYMLINK_HOPS = 16;
 

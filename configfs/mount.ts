@@ -22,7 +22,14 @@ import { promisify } from 'node:util';
 import type { Logger } from '../admin/logger.js';
 import type { Clock } from '../admin/clock.js';
 import { loadFuse, type Cb, type FuseHandle } from '../fs/fuse.js';
-import { ConfigContent, ERRNO, FS_SUBTYPE, hostEtc, type FileView } from './content.js';
+import {
+  ConfigContent,
+  ERRNO,
+  FS_SUBTYPE,
+  configfsSource,
+  hostEtc,
+  type FileView,
+} from './content.js';
 import { makeDev, mountOf, readMountInfo } from './mountinfo.js';
 import { placeholderIds, writePlaceholders, type PlaceholderIds } from './placeholder.js';
 
@@ -158,7 +165,8 @@ export class ConfigFs {
     const fuse = new Fuse(this.mountpoint, this.ops(), {
       // See the file comment: direct_io travels inside fsname; nonempty
       // because the placeholders live in the mount point directory.
-      fsname: `${FS_SUBTYPE},direct_io,nonempty`,
+      // The source names this instance (configfsSource): repairs match on it.
+      fsname: `${configfsSource(this.mountpoint)},direct_io,nonempty`,
       subtype: FS_SUBTYPE,
       allowOther: true,
       autoUnmount: true,
@@ -263,6 +271,14 @@ export class ConfigFs {
     return v ?? -ERRNO.ENOENT;
   }
 
+  /** Permission bits of `path` as getattr reports them, or a negative errno. */
+  private modeOf(path: string): number {
+    if (path === '/') return 0o555;
+    const v = this.lookup(path);
+    if (typeof v !== 'number' || v === -ERRNO.EIO || v === -ERRNO.EACCES) return 0o444;
+    return v;
+  }
+
   private ops(): Record<string, unknown> {
     return {
       getattr: (path: string, cb: Cb<Stat>) => {
@@ -336,6 +352,23 @@ export class ConfigFs {
         this.handles.delete(fd);
         this.stats.handles = this.handles.size;
         return cb(0);
+      },
+      // Nothing can change, but asking for what already is succeeds (as
+      // chmod -R a+rX over a tree holding the mount expects); anything else
+      // is EROFS. Without these handlers FUSE answers ENOSYS.
+      chmod: (path: string, mode: number, cb: Cb) => {
+        this.stats.requests++;
+        const have = this.modeOf(path);
+        if (have < 0) return cb(have);
+        return cb((mode & 0o7777) === have ? 0 : -EROFS);
+      },
+      chown: (path: string, uid: number, gid: number, cb: Cb) => {
+        this.stats.requests++;
+        const have = this.modeOf(path);
+        if (have < 0) return cb(have);
+        // -1 (as unsigned 32 bits too) means "leave as is".
+        const keep = (id: number): boolean => id === 0 || id === -1 || id === 0xffffffff;
+        return cb(keep(uid) && keep(gid) ? 0 : -EROFS);
       },
       statfs: (_path: string, cb: Cb<Record<string, number>>) => {
         this.stats.requests++;

@@ -26,7 +26,7 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { Logger } from '../admin/logger.js';
-import { FS_SUBTYPE } from './content.js';
+import { FS_SUBTYPE, configfsSource } from './content.js';
 import { makeDev, readMountInfo, type MountEntry } from './mountinfo.js';
 import { liveRoot, type PlaceholderIds } from './placeholder.js';
 
@@ -82,14 +82,17 @@ export interface StaleBind {
  * TOP mount (the one no other mount on the same path sits on) is what
  * processes see; it is stale if it is a configfs file bind of another
  * connection than the live one (device `liveDev`), or a bind of one of the
- * placeholders (configfs/placeholder.ts). Also tells whether the live mount
- * is visible at `mountpoint` there, to bind from.
+ * placeholders (configfs/placeholder.ts). With `source`, only configfs
+ * mounts of that source (this instance, configfsSource()) are considered.
+ * Also tells whether the live mount is visible at `mountpoint` there, to
+ * bind from.
  */
 export function findStale(
   table: readonly MountEntry[],
   mountpoint: string,
   liveDev: number,
   placeholders: PlaceholderIds | null = null,
+  source: string | null = null,
 ): { stale: StaleBind[]; liveVisible: boolean } {
   const fstype = `fuse.${FS_SUBTYPE}`;
   const byId = new Map(table.map((e) => [e.id, e]));
@@ -114,6 +117,8 @@ export function findStale(
       }
       continue;
     }
+    // Another configfs instance's bind (source names the instance): not ours to cover.
+    if (source !== null && e.source !== source) continue;
     if (makeDev(e.major, e.minor) === liveDev) {
       if (e.root === '/' && e.mountPoint === mountpoint) liveVisible = true;
       continue;
@@ -138,6 +143,8 @@ export interface RepairOptions {
   liveDev: number;
   /** Where the placeholders are (ConfigFs.placeholders), if known. */
   placeholders?: PlaceholderIds | null;
+  /** Mount source of this instance's binds (default configfsSource(mountpoint); null: any). */
+  source?: string | null;
   logger: Logger;
   run?: Runner;
   /** Mount namespaces to visit (default: all on the host). */
@@ -164,6 +171,7 @@ export async function repairStaleBinds(opts: RepairOptions): Promise<RepairRepor
         opts.mountpoint,
         opts.liveDev,
         opts.placeholders ?? null,
+        opts.source === undefined ? configfsSource(opts.mountpoint) : opts.source,
       );
       if (round === 0) report.stale += stale.length;
       if (stale.length === 0) return;

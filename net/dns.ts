@@ -100,7 +100,7 @@ export interface ResolverOptions {
   ttl?: number;
   /** TTL of negative answers (SOA minimum, RFC 2308), seconds (default 1). */
   negativeTtl?: number;
-  /** The Supernet suffix that is never forwarded (default `sn`; docs/dns.md §Names). */
+  /** The Supernet suffix that is never forwarded (default `sn.internal`; docs/dns.md §Names). */
   suffix?: string;
   /** Forwards external names when a view's policy says so. */
   forwarder?: DnsForwarder;
@@ -401,18 +401,20 @@ export class SupernetResolver {
     this.stats.forwarded++;
     const id = ctx.hdr.id;
     const limit = ctx.edns ? ctx.edns.size : PLAIN_UDP_LIMIT;
-    // Copied: the agent may reuse its packet buffer once `answer` returns.
+    // Copied, the query and the question (a view of it): the agent reuses
+    // its packet buffer once `answer` returns, long before the reply comes.
+    const kept: Ctx = { ...ctx, question: Uint8Array.from(ctx.question) };
     this.forwarder.forward(Uint8Array.from(query), policy.forward, (up) => {
       const fail = (): void => {
         this.stats.forwardFailed++;
-        later(this.reply(ctx, this.outcome(RCODE.SERVFAIL)));
+        later(this.reply(kept, this.outcome(RCODE.SERVFAIL)));
       };
-      if (up === null || !isReplyTo(up, ctx.question)) return fail();
+      if (up === null || !isReplyTo(up, kept.question)) return fail();
       if (up.length > limit) {
         // Too big for the client: tell it to retry over TCP, which it
         // cannot reach here, but which is the honest signal (RFC 7766).
         this.stats.truncated++;
-        const out = this.reply(ctx, this.outcome(RCODE.NOERROR));
+        const out = this.reply(kept, this.outcome(RCODE.NOERROR));
         out[2] |= FLAG_TC >> 8;
         later(out);
         return;

@@ -21,6 +21,7 @@ import {
   type MountEntry,
 } from '../../configfs/mountinfo.js';
 import { findStale } from '../../configfs/repair.js';
+import { configfsSource } from '../../configfs/content.js';
 import {
   SpoolWatcher,
   parseSpoolEntry,
@@ -87,6 +88,27 @@ describe('mountinfo', () => {
     expect(r.liveVisible).toBe(true);
     const noLive = findStale(t.slice(0, 1).concat(t.slice(2)), '/run/supernet/configfs', live);
     expect(noLive.liveVisible).toBe(false);
+  });
+
+  it("leaves another configfs instance's binds alone (matched by mount source)", () => {
+    const src = configfsSource('/run/supernet/configfs');
+    expect(src).toBe('supernet-configfs@/run/supernet/configfs');
+    expect(configfsSource('/odd,dir')).toMatch(/^supernet-configfs@sha256:[0-9a-f]{16}$/);
+    const other = configfsSource('/tmp/other/configfs');
+    const t = parseMountInfo(
+      [
+        '22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/root rw',
+        `30 22 0:55 / /run/supernet/configfs rw master:7 - fuse.supernet-configfs ${src} rw`,
+        `31 22 0:44 /resolv.conf /etc/resolv.conf rw - fuse.supernet-configfs ${src} rw`,
+        `33 22 0:66 /hosts /etc/hosts rw - fuse.supernet-configfs ${other} rw`,
+      ].join('\n'),
+    );
+    const live = makeDev(0, 55);
+    expect(findStale(t, '/run/supernet/configfs', live, null, src).stale).toEqual([
+      { target: '/etc/resolv.conf', file: '/resolv.conf' },
+    ]);
+    // Without a source every foreign bind would look stale.
+    expect(findStale(t, '/run/supernet/configfs', live).stale).toHaveLength(2);
   });
 });
 
