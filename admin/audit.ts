@@ -12,7 +12,8 @@
  * signed with the admin identity after every append. Rewriting, dropping or
  * reordering any entry breaks the chain; truncating the log is detected
  * against a head signature kept elsewhere. {@link verifyAuditChain} checks
- * both (the later `audit verify` command builds on it).
+ * both; admin/audit-verify.ts explains what was changed and where
+ * (`supernet audit verify`).
  */
 import { createHash } from 'node:crypto';
 import type { Identity } from './identity.js';
@@ -21,7 +22,19 @@ import type { ReadTx, WriteTx } from './store.js';
 import type { Clock } from './clock.js';
 
 export type AuditAction =
-  'admit' | 'deny' | 'logout' | 'expel' | 'supernet-created' | 'channel-created' | 'policy-loaded';
+  | 'admit'
+  | 'deny'
+  | 'logout'
+  | 'expel'
+  | 'supernet-created'
+  | 'supernet-dissolved'
+  | 'channel-created'
+  | 'policy-loaded'
+  | 'grant-added'
+  | 'grant-revoked'
+  | 'storage-role-granted'
+  | 'storage-role-revoked'
+  | 'console-login';
 
 export interface AuditEntry {
   seq: number;
@@ -36,6 +49,13 @@ export interface AuditEntry {
   prev: string;
   /** Hash of this entry (hex). */
   hash: string;
+  /**
+   * The head signature made when this entry was appended (base64url Ed25519
+   * over {@link auditHeadMessage}(seq, hash)). Not part of the hash. It lets
+   * `audit verify` name the exact entry an attacker rewrote even when every
+   * hash after it was recomputed. Absent in entries written before it existed.
+   */
+  sig?: string;
 }
 
 /** The signed head of the chain. */
@@ -113,10 +133,11 @@ export class AuditLog {
       detail: input.detail ?? {},
       prev: head?.hash ?? AUDIT_GENESIS,
     };
-    const entry: AuditEntry = { ...partial, hash: auditEntryHash(partial) };
+    const hash = auditEntryHash(partial);
+    const sig = this.admin.sign(auditHeadMessage(seq, hash)).toString('base64url');
+    const entry: AuditEntry = { ...partial, hash, sig };
     tx.put('audit', keyOf(seq), entry);
-    const sig = this.admin.sign(auditHeadMessage(seq, entry.hash)).toString('base64url');
-    tx.put('meta', HEAD_KEY, { seq, hash: entry.hash, sig } satisfies AuditHead);
+    tx.put('meta', HEAD_KEY, { seq, hash, sig } satisfies AuditHead);
     return entry;
   }
 
