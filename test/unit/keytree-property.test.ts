@@ -358,7 +358,7 @@ function runScenario(ops: Op[]): {
 
   for (const op of ops) {
     const size = current.length;
-    const joinBias = size < 4 ? 80 : size > 24 ? 15 : 40;
+    const joinBias = size < 4 ? 80 : size > 18 ? 15 : 40;
     let kind: 'join' | 'leave' | 'expel' | 'miss' | 'restore';
     if (size === 0 || op.t < joinBias) kind = 'join';
     else if (op.t < joinBias + (100 - joinBias) * 0.45) kind = 'leave';
@@ -451,7 +451,7 @@ function runScenario(ops: Op[]): {
         `${p.name}: not current`,
       );
       must(hex(p.state!.trafficKey()!) === traffic[modelEpoch], `${p.name}: wrong traffic key`);
-      collect(p, timeline.length % 4 === 0);
+      collect(p, timeline.length % 8 === 0);
     }
     timeline.push({
       epoch: modelEpoch,
