@@ -60,6 +60,8 @@ interface HostedNode {
   serial: number;
   config: NodeConfig | null;
   abort: AbortController;
+  /** The current event stream (replaced when the underlay address changes). */
+  events?: AbortController;
   refreshing: Promise<void> | null;
   refreshAgain: boolean;
   saved: SavedNode;
@@ -375,8 +377,21 @@ export class HostAgent {
     this.nodes.set(`${supernet}/${saved.name}`, node);
     this.apply(node, config);
     this.datapath.attach(local);
-    this.o.link.events(node.token, (e) => this.onEvent(node, e), node.abort.signal);
+    this.subscribe(node);
     return node;
+  }
+
+  /**
+   * (Re)opens the node's event stream. After a renumbering the old TCP
+   * connection is silently dead (its source address is gone), so the agent
+   * opens a new one at once rather than waiting for the idle timeout.
+   */
+  private subscribe(node: HostedNode): void {
+    node.events?.abort();
+    const ac = new AbortController();
+    node.events = ac;
+    node.abort.signal.addEventListener('abort', () => ac.abort(), { once: true });
+    this.o.link.events(node.token, (e) => this.onEvent(node, e), ac.signal);
   }
 
   private onEvent(node: HostedNode, e: LinkEvent): void {
@@ -538,8 +553,10 @@ export class HostAgent {
     const changed = !this.lastEndpoint || endpointKey(ep) !== endpointKey(this.lastEndpoint);
     const due = this.now() - this.registeredAt >= this.registerEveryMs();
     if (!changed && !due) return;
-    if (changed)
+    if (changed) {
       this.o.logger.info('underlay endpoint changed', { from: this.lastEndpoint, to: ep });
+      if (this.lastEndpoint) for (const n of this.nodes.values()) this.subscribe(n);
+    }
     this.lastEndpoint = ep;
     this.registeredAt = this.now();
     for (const n of this.nodes.values()) {
