@@ -65,20 +65,20 @@ export function readAdminInfo(path: string): AdminInfoFile {
 }
 
 const START_USAGE =
-  'supernet admin start [--state DIR] [--listen HOST:PORT] [--url URL] [--policy FILE] [--grace-ms MS] [--varp-ttl-ms MS] [--log-level debug|info|warn|error]';
+  'supernet admin start [--state DIR] [--listen HOST:PORT] [--url URL] [--policy FILE] [--grace-ms MS] [--key-scheme tree|flat] [--varp-ttl-ms MS] [--log-level debug|info|warn|error]';
 
 // ---- operator commands ----------------------------------------------------------
 
-const COMMON = {
+export const COMMON = {
   admin: 'string',
   'token-file': 'string',
   state: 'string',
   json: 'boolean',
 } as const;
-const COMMON_USAGE = '[--admin URL] [--token-file FILE] [--state DIR] [--json]';
+export const COMMON_USAGE = '[--admin URL] [--token-file FILE] [--state DIR] [--json]';
 
 /** Builds an operator client from options, environment and the state folder. */
-function operatorClient(opts: Record<string, unknown>): AdminClient {
+export function operatorClient(opts: Record<string, unknown>): AdminClient {
   const state = resolve((opts.state as string | undefined) ?? DEFAULT_STATE_DIR);
   let url = (opts.admin as string | undefined) ?? process.env.SUPERNET_ADMIN;
   let sign: string | undefined;
@@ -119,7 +119,7 @@ function operatorClient(opts: Record<string, unknown>): AdminClient {
 }
 
 /** Maps client failures to named exit codes. */
-async function call<T>(p: Promise<T>): Promise<T> {
+export async function call<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
@@ -138,7 +138,7 @@ async function call<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return (
@@ -152,7 +152,7 @@ const show = (json: boolean, value: unknown, human: () => string): void => {
   cliIo.out(json ? JSON.stringify(value, null, 2) + '\n' : human());
 };
 
-function splitList(v: unknown): string[] {
+export function splitList(v: unknown): string[] {
   return ((v as string[] | undefined) ?? [])
     .flatMap((s) => s.split(','))
     .map((s) => s.trim())
@@ -446,6 +446,14 @@ export const adminCommands: Record<string, Command> = {
     summary: 'show the audit log (--verify checks the hash chain and the signed head)',
     usage: `supernet audit [--since SEQ] [--limit N] [--verify] ${COMMON_USAGE}`,
     run: audit,
+  },
+  'audit verify': {
+    summary:
+      'verify the audit log (hash chain, per-entry and head signatures) and name every edited, removed or reordered entry',
+    usage:
+      'supernet audit verify [--db FILE] [--witness FILE] [--admin-key KEY | --admin-info FILE] ' +
+      COMMON_USAGE,
+    run: (argv) => import('./cli-audit.js').then((m) => m.auditVerify(argv)),
   },
   'policy show': {
     summary: 'show the running admission policy',

@@ -274,3 +274,35 @@ export class LowdbStore extends MapStore {
     }
   }
 }
+
+/**
+ * Reads one collection of the database at `path` (snapshot + journal)
+ * WITHOUT opening it: no lock, no writes, no compaction — for checks on a
+ * live database or a backup copy (`supernet audit verify --db`). Entries
+ * come in key order.
+ */
+export async function readCollection(
+  path: string,
+  col: Collection,
+): Promise<Array<[string, unknown]>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new StoreError(`${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const snapshot = checkSnapshot(text, path);
+  const m = new Map<string, unknown>(Object.entries(snapshot.data[col] ?? {}));
+  let journalText = '';
+  try {
+    journalText = await readFile(`${path}.journal`, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  for (const [c, k, v] of parseJournal(journalText, `${path}.journal`)) {
+    if (c !== col) continue;
+    if (v === undefined) m.delete(k);
+    else m.set(k, v);
+  }
+  return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
