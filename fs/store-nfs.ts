@@ -373,3 +373,8 @@ export async function storeFor(backing: string, opts: NfsStoreOptions = {}): Pro
     close: () => {},
   });
 }
+
+/** A backing argument as given: an `nfs://` URL stays as it is, a path becomes absolute. */
+export function backingArg(s: string): string {
+  return isNfsUrl(s) ? s : resolve(s);
+}

@@ -1,0 +1,410 @@
+/**
+ * Issue 5 on the paper's Figure 6: bigdisk1 (h3) runs nfs-ganesha with
+ * `supernet storage serve`, exporting one folder to a1 and c1 only; a1 (h1)
+ * and c1 (h2) mount one encrypting volume from it with
+ * `supernet fs mount --node NODE nfs://bigdisk1/export`, so the filesystem
+ * runs inside the node and its NFS traffic crosses channel 0x123.
+ *
+ *  1. files written through a1's mount are read through c1's (and back);
+ *     seeded random operations match a plain directory;
+ *  2. the underlay carries only SNSL (no NFS in the clear); the exported
+ *     folder holds only opaque objects;
+ *  3. libnfs (nfs-ls, nfs-cat) in a1 sees the same objects as the provider;
+ *  4. ganesha killed during a copy: the copy completes and is correct;
+ *  6. a node outside channel 0x123 cannot reach the NFS server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rmdir,
+  stat,
+  truncate,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestBed, ping, until, type BedProcess } from '../bed/bed.js';
+import {
+  AGENT_PORT,
+  SUPERNET_BIN,
+  figure6,
+  type LoggedIn,
+  type SupernetBed,
+} from '../scenario/supernet-bed.js';
+import { readUdpFrames } from '../support/pcap.js';
+import { readChannel } from '../../net/wire.js';
+import { readProviderStatus } from '../../fs/provider.js';
+
+let bed: TestBed;
+let sn: SupernetBed;
+let nodes: Map<string, LoggedIn>;
+let provider: BedProcess;
+let providerState: string;
+let exportDir: string;
+let url: string;
+let key: string;
+const mounted = new Set<string>();
+const node = (n: string): LoggedIn => nodes.get(n)!;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const HOST_OF: Record<string, string> = { a1: 'h1', c1: 'h2', bigdisk1: 'h3' };
+
+/** `supernet ARGS` in a host namespace, sharing the machine's mounts (FUSE visible to the test). */
+async function cli(host: string, args: string[], allowFail = false) {
+  return bed.run(bed.host(host).ns, SUPERNET_BIN, args, {
+    mounts: 'shared',
+    allowFail,
+    timeoutMs: 120_000,
+  });
+}
+
+async function mountIn(n: string, mnt: string): Promise<void> {
+  await mkdir(mnt, { recursive: true });
+  await cli(HOST_OF[n]!, [
+    'fs',
+    'mount',
+    '--node',
+    n,
+    '--agent',
+    sn.agentSocket(HOST_OF[n]!),
+    url,
+    mnt,
+    '--key',
+    key,
+    '--state',
+    join(bed.dir, `fs-state-${n}`),
+  ]);
+  mounted.add(mnt);
+}
+
+async function unmountFrom(n: string, mnt: string): Promise<void> {
+  await cli(HOST_OF[n]!, ['fs', 'unmount', mnt]);
+  mounted.delete(mnt);
+}
+
+/** Mounts the volume in node `n`, runs `fn`, and unmounts also when it fails. */
+async function withMount<T>(n: string, fn: (mnt: string) => Promise<T>): Promise<T> {
+  const mnt = join(bed.dir, `mnt-${n}`);
+  await mountIn(n, mnt);
+  try {
+    return await fn(mnt);
+  } finally {
+    await unmountFrom(n, mnt);
+  }
+}
+
+beforeAll(async () => {
+  bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'] });
+  ({ sn, nodes } = await figure6(bed));
+  exportDir = join(bed.dir, 'bigdisk1-export');
+  providerState = join(bed.dir, 'bigdisk1-provider');
+  await mkdir(exportDir, { recursive: true });
+  provider = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
+    'storage',
+    'serve',
+    '--node',
+    'bigdisk1',
+    '--agent',
+    sn.agentSocket('h3'),
+    '--export',
+    exportDir,
+    '--clients',
+    'a1,c1',
+    '--state',
+    providerState,
+  ]);
+  await provider.waitForOutput(/serving nfs:\/\//, 30_000);
+  url = 'nfs://bigdisk1/export';
+  key = join(bed.dir, 'volume.key');
+  const init = await cli('h1', [
+    'fs',
+    'init',
+    '--node',
+    'a1',
+    '--agent',
+    sn.agentSocket('h1'),
+    url,
+    '--key',
+    key,
+    '--state',
+    join(bed.dir, 'fs-state-a1'),
+  ]);
+  expect(init.stdout).toMatch(/^volume [0-9a-f]{32}/);
+}, 180_000);
+
+afterAll(async () => {
+  for (const m of mounted) await bed.run(null, 'fusermount', ['-u', m], { allowFail: true });
+  await bed?.teardown();
+}, 60_000);
+
+describe('outsourced storage on Figure 6', () => {
+  it('the provider exports only to a1 and c1, on its virtual address', () => {
+    const st = readProviderStatus(providerState)!;
+    expect(st.listen).toBe(node('bigdisk1').vip);
+    expect(st.clients.sort()).toEqual([node('a1').vip, node('c1').vip].sort());
+  });
+
+  it('a1 writes, c1 reads and writes, a1 reads back; the mount is visible inside the node', async () => {
+    const big = randomBytes(3 << 20);
+    await withMount('a1', async (m) => {
+      await mkdir(join(m, 'docs'));
+      await writeFile(join(m, 'docs', 'plan.txt'), 'written by a1\n');
+      await writeFile(join(m, 'big.bin'), big);
+      // A stock program inside a1 sees the mount.
+      const cat = await sn.exec('h1', 'a1', ['cat', join(m, 'docs', 'plan.txt')]);
+      expect(cat.stdout).toBe('written by a1\n');
+    });
+    await withMount('c1', async (m) => {
+      expect(await readFile(join(m, 'docs', 'plan.txt'), 'utf8')).toBe('written by a1\n');
+      expect(sha(await readFile(join(m, 'big.bin')))).toBe(sha(big));
+      await writeFile(join(m, 'docs', 'reply.txt'), 'c1 was here\n');
+    });
+    await withMount('a1', async (m) => {
+      expect(await readFile(join(m, 'docs', 'reply.txt'), 'utf8')).toBe('c1 was here\n');
+      expect((await readdir(join(m, 'docs'))).sort()).toEqual(['plan.txt', 'reply.txt']);
+    });
+  }, 120_000);
+
+  it('seeded random operations through the mount match a plain directory', async () => {
+    const plain = join(bed.dir, 'plain');
+    await mkdir(plain, { recursive: true });
+    await withMount('a1', async (m) => {
+      await rmTree(m, ['docs', 'big.bin']);
+      const r = rng(0x4711);
+      const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)]!;
+      const files = ['f0', 'f1', 'f2', 'd0/g0', 'd0/g1', 'd1/h0'];
+      const dirs = ['d0', 'd1'];
+      const outcome = async (p: Promise<unknown>): Promise<string> => {
+        try {
+          const v = await p;
+          return 'ok:' + JSON.stringify(v ?? null);
+        } catch (e) {
+          return 'err:' + (e as NodeJS.ErrnoException).code;
+        }
+      };
+      for (let step = 0; step < 400; step++) {
+        const x = r();
+        const f = pick(files);
+        let op: (root: string) => Promise<unknown>;
+        if (x < 0.35) {
+          const pos = Math.floor(r() * (2 << 20));
+          const data = randomBytesSeeded(r, Math.floor(r() * 300_000));
+          op = async (root) => {
+            const fh = await open(join(root, f), 'a+').then(async (h) => {
+              await h.close();
+              return open(join(root, f), 'r+');
+            });
+            try {
+              await fh.write(data, 0, data.length, pos);
+            } finally {
+              await fh.close();
+            }
+          };
+        } else if (x < 0.55) {
+          const pos = Math.floor(r() * (1 << 20));
+          const len = Math.floor(r() * 400_000);
+          op = async (root) => {
+            const fh = await open(join(root, f), 'r');
+            try {
+              const b = Buffer.alloc(len);
+              const { bytesRead } = await fh.read(b, 0, len, pos);
+              return sha(b.subarray(0, bytesRead));
+            } finally {
+              await fh.close();
+            }
+          };
+        } else if (x < 0.65) {
+          const size = Math.floor(r() * (3 << 20));
+          op = (root) => truncate(join(root, f), size);
+        } else if (x < 0.75) {
+          const g = pick(files);
+          op = (root) => rename(join(root, f), join(root, g));
+        } else if (x < 0.8) op = (root) => unlink(join(root, f));
+        else if (x < 0.86) {
+          const d = pick(dirs);
+          op = (root) => mkdir(join(root, d));
+        } else if (x < 0.9) {
+          const d = pick(dirs);
+          op = (root) => rmdir(join(root, d));
+        } else
+          op = async (root) => {
+            const st = await stat(join(root, f));
+            return [st.size, st.isFile()];
+          };
+        const a = await outcome(op(m));
+        const b = await outcome(op(plain));
+        if (a !== b) throw new Error(`step ${step}: mount ${a} vs plain ${b}`);
+      }
+      expect(await tree(m)).toEqual(await tree(plain));
+    });
+    const want = await tree(plain);
+    await withMount('c1', async (m) => expect(await tree(m)).toEqual(want));
+    const check = await cli('h1', [
+      'fs',
+      'check',
+      '--node',
+      'a1',
+      '--agent',
+      sn.agentSocket('h1'),
+      url,
+      '--key',
+      key,
+      '--state',
+      join(bed.dir, 'fs-state-a1'),
+    ]);
+    expect(check.stdout).toContain('volume is consistent');
+  }, 300_000);
+
+  it('the underlay carries only SNSL; the provider holds only opaque objects', async () => {
+    const cap = join(bed.dir, 'h3-underlay.pcap');
+    // Everything on h3's wire except the agent's admin HTTP session and ARP.
+    const dump = bed.spawn(bed.host('h3').ns, 'tcpdump', [
+      '-i',
+      'eth0',
+      '-U',
+      '-w',
+      cap,
+      'ip and not (tcp port 7400)',
+    ]);
+    await dump.waitForOutput(/listening on/, 10_000);
+    const secret = Buffer.from('TOP-SECRET-PLAN-' + 'x'.repeat(5000));
+    await withMount('a1', (m) => writeFile(join(m, 'secret-name-of-a-file.txt'), secret));
+    await new Promise((res) => setTimeout(res, 300));
+    await dump.stop('SIGINT');
+    const frames = readUdpFrames(cap);
+    expect(frames.length).toBeGreaterThan(20);
+    for (const f of frames) {
+      expect([f.sport, f.dport]).toContain(AGENT_PORT);
+      if (f.src === bed.host('h1').addr || f.dst === bed.host('h1').addr)
+        expect(readChannel(f.payload, 0)).toBe(0x123);
+      expect(f.payload.includes(Buffer.from('TOP-SECRET'))).toBe(false);
+    }
+    const raw = readFileSync(cap);
+    expect(raw.includes(Buffer.from('TOP-SECRET'))).toBe(false);
+    expect(raw.includes(Buffer.from('secret-name-of-a-file'))).toBe(false);
+    // The exported folder: volume header, superblock, objects with hex names.
+    expect(readdirSync(exportDir).sort()).toEqual(['objects', 'superblock', 'volume']);
+    for (const n of readdirSync(join(exportDir, 'objects'))) {
+      expect(n).toMatch(/^[0-9a-f]{32}$/);
+      const b = readFileSync(join(exportDir, 'objects', n));
+      expect(b.includes(Buffer.from('TOP-SECRET'))).toBe(false);
+      expect(b.includes(Buffer.from('secret-name'))).toBe(false);
+    }
+  }, 120_000);
+
+  it('libnfs in a1 (a second, independent NFS client) sees the same opaque objects', async () => {
+    const base = `nfs://${node('bigdisk1').vip}/export`;
+    const q = '?version=3&nfsport=2049&mountport=20048';
+    const ls = await sn.exec('h1', 'a1', ['nfs-ls', `${base}/objects${q}`], { timeoutMs: 30_000 });
+    const names = ls.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).pop()!)
+      .filter((n) => /^[0-9a-f]{32}$/.test(n))
+      .sort();
+    expect(names).toEqual(readdirSync(join(exportDir, 'objects')).sort());
+    const one = names[0]!;
+    const out = join(bed.dir, 'nfs-cp-copy');
+    await sn.exec('h1', 'a1', ['nfs-cp', `${base}/objects/${one}${q}`, out], { timeoutMs: 30_000 });
+    expect(sha(readFileSync(out))).toBe(sha(readFileSync(join(exportDir, 'objects', one))));
+    const sb = await sn.exec('h1', 'a1', ['nfs-cat', `${base}/volume${q}`], { timeoutMs: 30_000 });
+    expect(sb.stdout.startsWith('SNFSVOL1')).toBe(true);
+  }, 60_000);
+
+  it('ganesha killed during a copy: the copy completes and is correct after a remount', async () => {
+    const src = join(bed.dir, 'copy-source.bin');
+    await writeFile(src, randomBytes(48 << 20));
+    await withMount('a1', async (m) => {
+      const before = readProviderStatus(providerState)!;
+      const copy = copyFile(src, join(m, 'copy.bin'));
+      // Kill it once the copy is well under way.
+      await until(
+        async () => ((await stat(join(m, 'copy.bin')).catch(() => null))?.size ?? 0) > 8 << 20,
+        { what: 'copy under way', timeoutMs: 60_000, intervalMs: 50 },
+      );
+      process.kill(before.ganeshaPid!, 'SIGKILL');
+      await copy;
+      const fh = await open(join(m, 'copy.bin'), 'r+');
+      await fh.sync(); // commits the volume through the restarted server
+      await fh.close();
+      const after = readProviderStatus(providerState)!;
+      expect(after.ganeshaPid).not.toBe(before.ganeshaPid);
+      expect(sha(await readFile(join(m, 'copy.bin')))).toBe(sha(await readFile(src)));
+    });
+    const want = sha(await readFile(src));
+    await withMount('c1', async (m) => expect(sha(await readFile(join(m, 'copy.bin')))).toBe(want));
+  }, 240_000);
+
+  it('a node outside channel 0x123 cannot reach the NFS server at all', async () => {
+    await sn.allow('x1', '0x4711', ['0x01']);
+    await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
+    nodes.set(
+      'x1',
+      await sn.login({ name: 'x1', host: 'h2', supernet: '0x4711', channels: ['0x01'] }),
+    );
+    // x1 shares channel 0x01 with a1 (so its network works) but not 0x123 with bigdisk1.
+    expect((await ping(sn.bed, node('x1').ns, node('a1').vip, { count: 2 })).lossPct).toBe(0);
+    expect((await ping(sn.bed, node('x1').ns, node('bigdisk1').vip, { count: 2 })).lossPct).toBe(
+      100,
+    );
+    const r = await sn.exec(
+      'h2',
+      'x1',
+      [
+        'timeout',
+        '8',
+        'nfs-ls',
+        `nfs://${node('bigdisk1').vip}/export?version=3&nfsport=2049&mountport=20048`,
+      ],
+      { allowFail: true, timeoutMs: 30_000 },
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toMatch(/objects/);
+  }, 60_000);
+});
+
+/** Removes `names` under `root` (recursively). */
+async function rmTree(root: string, names: string[]): Promise<void> {
+  const { rm } = await import('node:fs/promises');
+  for (const n of names) await rm(join(root, n), { recursive: true, force: true });
+}
+
+async function tree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(d)).sort()) {
+      const p = join(d, name);
+      const st = await stat(p);
+      if (st.isDirectory()) {
+        out[`${rel}/${name}`] = 'dir';
+        await walk(p, `${rel}/${name}`);
+      } else out[`${rel}/${name}`] = `${st.size} ${sha(await readFile(p))}`;
+    }
+  };
+  await walk(root, '');
+  return out;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+}
+
+function randomBytesSeeded(r: () => number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i += 4096) b.fill(Math.floor(r() * 256), i, Math.min(n, i + 4096));
+  return b;
+}
