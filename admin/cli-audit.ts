@@ -110,7 +110,7 @@ async function load(
   }
   const client = operatorClient(opts);
   const entries: AuditEntry[] = [];
-  let head: AuditHead | null = null;
+  let head: AuditHead | null;
   for (let from = 0; ;) {
     const page = await call(client.audit(from, 1000));
     head = page.head;
