@@ -19,7 +19,8 @@ import { setUp, viewA, viewB, type Kit } from './configfs-kit.js';
 
 let kit: Kit;
 const tuns: TunDevice[] = [];
-const resolver = new SupernetResolver({ logger: new MemoryLogger() });
+// The kit's views use the short suffix `sn` (4711.sn), not the default sn.internal.
+const resolver = new SupernetResolver({ logger: new MemoryLogger(), suffix: 'sn' });
 const ports: ResolverPort[] = [];
 
 /** The resolver's views: like configfs's, plus a member only DNS knows (to see glibc use DNS). */
