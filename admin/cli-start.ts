@@ -44,6 +44,7 @@ export async function adminStart(argv: string[]): Promise<number> {
       url: 'string',
       policy: 'string',
       'grace-ms': 'string',
+      'key-scheme': 'string',
       'varp-ttl-ms': 'string',
       'log-level': 'string',
     },
@@ -53,6 +54,12 @@ export async function adminStart(argv: string[]): Promise<number> {
   const listen = hostPort(cmd, 'listen', (opts.listen as string | undefined) ?? DEFAULT_LISTEN);
   const graceMs = intOption(cmd, 'grace-ms', opts['grace-ms'], DEFAULT_GRACE_MS);
   const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 1000);
+  // Channel-key scheme (docs/keys.md §8); SUPERNET_KEY_SCHEME sets the default for a deployment.
+  const keyScheme =
+    (opts['key-scheme'] as string | undefined) ?? process.env.SUPERNET_KEY_SCHEME ?? 'flat';
+  if (keyScheme !== 'flat' && keyScheme !== 'tree') {
+    throw new CliError(EXIT.USAGE, `${cmd}: --key-scheme expects tree or flat, got ${keyScheme}`);
+  }
   const level = ((opts['log-level'] as string | undefined) ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) {
     throw new CliError(EXIT.USAGE, `${cmd}: --log-level expects debug, info, warn or error`);
@@ -110,7 +117,7 @@ export async function adminStart(argv: string[]): Promise<number> {
   try {
     holder = PolicyHolder.fromFile(policyPath, logger);
   } catch (err) {
-    if (err instanceof PolicyError) throw new CliError(EXIT.DATA, `${policyPath}: ${err.message}`);
+    if (err instanceof PolicyError) throw new CliError(EXIT.DATA, err.located(policyPath));
     throw new CliError(
       EXIT.UNAVAILABLE,
       `cannot read the policy ${policyPath}: ${(err as NodeJS.ErrnoException).code ?? err}`,
@@ -132,6 +139,7 @@ export async function adminStart(argv: string[]): Promise<number> {
     graceMs,
     varpTtlMs,
     operatorToken,
+    keySchemeName: keyScheme,
   });
   try {
     await svc.listen(listen.port, listen.host);

@@ -273,10 +273,18 @@ export class AdminClient {
     return `${NODE_AUTH_SCHEME} ${token}`;
   }
 
-  async config(token: string): Promise<{ config: NodeConfig; envelope: SignedEnvelope }> {
-    const envelope = await this.request<SignedEnvelope>('GET', '/config', {
-      auth: this.nodeAuth(token),
-    });
+  /** The node's signed config; `resync` asks for its key-tree welcomes too (docs/keys.md §8). */
+  async config(
+    token: string,
+    resync = false,
+  ): Promise<{ config: NodeConfig; envelope: SignedEnvelope }> {
+    const envelope = await this.request<SignedEnvelope>(
+      'GET',
+      resync ? '/config?resync=1' : '/config',
+      {
+        auth: this.nodeAuth(token),
+      },
+    );
     return { config: this.verifyConfig(envelope), envelope };
   }
 

@@ -33,6 +33,7 @@ import { ApiError, badField } from './errors.js';
 import { parsePool } from './addr.js';
 import { parseLoginFields, validateIdentity, type LoginFields } from './requests.js';
 import { streamKey } from './events.js';
+import { isTreeScheme } from './keys-tree.js';
 import { assignVip, type LeaseRecord } from './leases.js';
 import { getSupernet, nodeKey, type NodeRecord, type SupernetRecord } from './records.js';
 import { SupernetAdmin } from './supernets.js';
@@ -391,8 +392,9 @@ export class Membership {
     });
   }
 
-  async config(s: SessionRecord & { hash: string }): Promise<SignedEnvelope> {
-    return this.d.store.read((tx) => this.signedConfig(tx, this.liveNode(tx, s)));
+  /** The node's signed config; `resync` adds its key-tree welcomes (docs/keys.md §8). */
+  async config(s: SessionRecord & { hash: string }, resync = false): Promise<SignedEnvelope> {
+    return this.d.store.read((tx) => this.signedConfig(tx, this.liveNode(tx, s), resync));
   }
 
   /** Current serial of the node's Supernet (for the first event of a stream). */
@@ -400,7 +402,7 @@ export class Membership {
     return this.d.store.read((tx) => getSupernet(tx, s.supernet).serial);
   }
 
-  private signedConfig(tx: ReadTx, node: NodeRecord): SignedEnvelope {
+  private signedConfig(tx: ReadTx, node: NodeRecord, welcome = true): SignedEnvelope {
     const sid = node.supernet;
     const sn = getSupernet(tx, sid);
     const pool = parsePool(sn.pool);
@@ -426,6 +428,10 @@ export class Membership {
     const keys: SealedChannelKey[] = node.channels.flatMap((ch) =>
       this.d.scheme.keysFor(tx, sid, ch, member),
     );
+    const scheme = this.d.scheme;
+    const keytrees = isTreeScheme(scheme)
+      ? node.channels.flatMap((ch) => scheme.materialFor(tx, sid, ch, member, welcome) ?? [])
+      : undefined;
     const body: Omit<NodeConfig, 'type' | 'v'> = {
       supernet: sid,
       serial: sn.serial,
@@ -440,6 +446,7 @@ export class Membership {
       pool: pool.text,
       members,
       keys,
+      ...(keytrees ? { keytrees } : {}),
       graceMs: this.d.graceMs,
       varpTtlMs: this.d.varpTtlMs,
     };

@@ -148,6 +148,22 @@ export interface SealedChannelKey {
   acceptUntil?: number;
 }
 
+/**
+ * Key-tree material of one channel in a node's config (docs/keys.md §8): the
+ * latest signed broadcast messages (join notices carry no key; rekey
+ * messages carry keys sealed under tree keys), and the member's welcome when
+ * it logged in or asked for its config with `resync=1`.
+ */
+export interface KeyTreeMaterial {
+  channel: string;
+  /** The channel's current epoch. */
+  epoch: number;
+  /** base64url signed messages of the latest epochs, ascending by epoch. */
+  messages: string[];
+  /** base64url signed welcome: the member's path keys sealed to its X25519 key. */
+  welcome?: string;
+}
+
 /** A member as another node sees it: enough to address it and to check its packets. */
 export interface MemberView {
   name: string;
@@ -178,6 +194,8 @@ export interface NodeConfig {
   members: MemberView[];
   /** Current epoch keys of each of the node's channels, and previous epochs still inside their grace. */
   keys: SealedChannelKey[];
+  /** Key-tree channels (admin `--key-scheme tree`): their material instead of sealed keys. */
+  keytrees?: KeyTreeMaterial[];
   /** How long receivers keep accepting the previous epoch after a rekey (ms). */
   graceMs: number;
   /** VARP lifetime of a registration (ms); agents refresh at a third of it. */

@@ -29,6 +29,7 @@ import { readJsonBody } from './body.js';
 import { EventHub, streamKey } from './events.js';
 import { Membership, type Effects } from './membership.js';
 import { FlatKeyScheme } from './keys-flat.js';
+import { TreeKeyScheme } from './keys-tree.js';
 import type { GroupKeyScheme } from './keys.js';
 import {
   paramNodeName,
@@ -62,6 +63,8 @@ export interface AdminServiceOptions {
   challengeTtlMs?: number;
   /** The channel-key scheme (default: {@link FlatKeyScheme}). */
   keyScheme?: GroupKeyScheme;
+  /** Which built-in scheme to use when `keyScheme` is not given (default `flat`). */
+  keySchemeName?: 'flat' | 'tree';
 }
 
 export interface AdminService {
@@ -91,7 +94,11 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   }
   const holder =
     opts.policy instanceof Policy ? PolicyHolder.fixed(opts.policy, logger) : opts.policy;
-  const scheme = opts.keyScheme ?? new FlatKeyScheme(opts.identity, clock, graceMs);
+  const scheme =
+    opts.keyScheme ??
+    (opts.keySchemeName === 'tree'
+      ? new TreeKeyScheme(opts.identity, clock, graceMs, logger)
+      : new FlatKeyScheme(opts.identity, clock, graceMs));
   const membership = new Membership({
     store: opts.store,
     identity: opts.identity,
@@ -165,7 +172,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     json(ctx, 200, { ok: true });
   });
   r.get('/config', nodeAuth, async (ctx) =>
-    json(ctx, 200, await membership.config(ctx.state.session)),
+    json(ctx, 200, await membership.config(ctx.state.session, ctx.query.resync === '1')),
   );
   r.post('/varp/register', nodeAuth, async (ctx) => {
     const endpoint = parseVarpRegister(await readJsonBody(ctx));

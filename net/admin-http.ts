@@ -26,8 +26,8 @@ export function httpAdminLink(base: string, adminSign: string, logger: Logger): 
       const { token, config } = await refusals(client.login(identity, f));
       return { token, config };
     },
-    async config(token) {
-      return (await refusals(client.config(token))).config;
+    async config(token, resync) {
+      return (await refusals(client.config(token, resync))).config;
     },
     async register(token, endpoint) {
       await refusals(client.register(token, endpoint));

@@ -33,7 +33,8 @@ export class AdminRefusal extends Error {
 
 export interface AdminLink {
   login(identity: Identity, fields: LoginFields): Promise<{ token: string; config: NodeConfig }>;
-  config(token: string): Promise<NodeConfig>;
+  /** `resync`: also fetch the node's key-tree welcomes (its keys fell behind). */
+  config(token: string, resync?: boolean): Promise<NodeConfig>;
   register(token: string, endpoint: Endpoint): Promise<void>;
   logout(token: string): Promise<void>;
   /** Subscribes to the node's events until `signal` aborts; reconnects by itself and emits `resync` after each reconnect. */

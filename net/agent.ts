@@ -20,6 +20,7 @@ import type { DatagramBind } from './bind.js';
 import { Datapath, newStage, type LocalNode, type Peer, type SupernetTable } from './datapath.js';
 import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
+import { NodeTreeKeys } from './member-keys.js';
 import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
 import type { NodeServices } from './node-services.js';
@@ -45,6 +46,8 @@ export interface AgentOptions {
   refreshMs?: number;
   /** The resolver and configfs side of nodes (docs/dns.md); none: no DNS, host /etc files. */
   services?: NodeServices;
+  /** The pinned admin signing key: verifies key-tree messages (docs/keys.md §8). */
+  adminSign?: string;
 }
 
 /** What the agent keeps for each node it hosts. */
@@ -64,6 +67,9 @@ interface HostedNode {
   events?: AbortController;
   refreshing: Promise<void> | null;
   refreshAgain: boolean;
+  /** Key-tree member states (admin `--key-scheme tree`), and whether the next fetch asks for welcomes. */
+  treeKeys?: NodeTreeKeys;
+  treeResync?: boolean;
   saved: SavedNode;
   /** Endpoint of each member as the last config named it (to tell a VARP change from a stale answer). */
   varpSeen: Map<string, string>;
@@ -371,11 +377,21 @@ export class HostAgent {
       abort: new AbortController(),
       refreshing: null,
       refreshAgain: false,
+      treeKeys: this.o.adminSign
+        ? new NodeTreeKeys({
+            supernet,
+            identity,
+            adminSign: this.o.adminSign,
+            file: this.statePath(supernet, saved.name).replace(/\.json$/, '.keytree'),
+            logger: this.o.logger,
+          })
+        : undefined,
       saved,
       varpSeen: new Map(),
     };
     this.nodes.set(`${supernet}/${saved.name}`, node);
     this.apply(node, config);
+    if (node.treeResync) this.refresh(node);
     this.datapath.attach(local);
     this.subscribe(node);
     return node;
@@ -415,9 +431,13 @@ export class HostAgent {
     node.refreshing = (async () => {
       do {
         node.refreshAgain = false;
+        const resync = node.treeResync === true;
+        node.treeResync = false;
         try {
-          const cfg = await this.o.link.config(node.token);
+          const cfg = await this.o.link.config(node.token, resync);
           if (this.nodes.get(`${node.supernet}/${node.local.name}`) === node) this.apply(node, cfg);
+          // Behind on a key tree: fetch once more, with the welcomes.
+          if (node.treeResync && !resync) node.refreshAgain = true;
         } catch (err) {
           if (err instanceof AdminRefusal && err.status === 401) {
             this.o.logger.warn('node no longer admitted', {
@@ -519,10 +539,32 @@ export class HostAgent {
       }
       ring.install(k.epoch, key, k.acceptUntil, now, cfg.graceMs);
     }
+    this.applyTrees(node, cfg, table, now);
     this.pruneKeyrings(table);
     node.varpSeen = new Map(
       cfg.members.map((m) => [m.vip, m.endpoint ? endpointKey(m.endpoint) : '']),
     );
+  }
+
+  /** Key-tree channels (docs/keys.md §8): apply their messages, install the derived traffic keys. */
+  private applyTrees(node: HostedNode, cfg: NodeConfig, table: SupernetTable, now: number): void {
+    if (!cfg.keytrees) return;
+    if (!node.treeKeys) {
+      this.o.logger.error('config carries key-tree material but no admin key is pinned', {
+        node: node.local.name,
+      });
+      return;
+    }
+    const u = node.treeKeys.update(cfg.keytrees, (ch) => table.keyrings.get(ch)?.current ?? 0);
+    for (const k of u.keys) {
+      let ring = table.keyrings.get(k.channel);
+      if (!ring) {
+        ring = new ChannelKeyring(table.idBytes, k.channel, this.session);
+        table.keyrings.set(k.channel, ring);
+      }
+      ring.install(k.epoch, k.key, undefined, now, cfg.graceMs);
+    }
+    if (u.resync) node.treeResync = true;
   }
 
   private pruneKeyrings(table: SupernetTable): void {
@@ -587,6 +629,7 @@ export class HostAgent {
       if (table.nodes.size === 0) this.datapath.supernets.delete(node.local.supernetKey);
     }
     node.local.tun.close();
+    node.treeKeys?.wipe();
     rmSync(this.statePath(node.supernet, node.local.name), { force: true });
     this.o.services?.removeNode(node.ns);
     await deleteNamespace(node.ns).catch((err: unknown) =>

@@ -252,6 +252,7 @@ const hostStart: Command = {
     const agent = new HostAgent({
       stateDir: (values.state as string | undefined) ?? DEFAULT_STATE,
       link: httpAdminLink(url, signKey, logger),
+      adminSign: signKey,
       bind,
       endpoint,
       nsPrefix: (values['ns-prefix'] as string | undefined) ?? 'sn-',

@@ -42,6 +42,7 @@ export async function startService(
     clock?: ManualClock;
     graceMs?: number;
     varpTtlMs?: number;
+    keySchemeName?: 'flat' | 'tree';
   } = {},
 ): Promise<Running> {
   const dir = opts.dir ?? tempDir();
@@ -60,6 +61,7 @@ export async function startService(
     varpTtlMs: opts.varpTtlMs ?? 90_000,
     operatorToken: OPERATOR_TOKEN,
     coalesceMs: 0,
+    keySchemeName: opts.keySchemeName,
   });
   await svc.listen(0, '127.0.0.1');
   await svc.ready();

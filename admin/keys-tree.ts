@@ -1,0 +1,209 @@
+/**
+ * The key-tree channel-key scheme (paper §4.2 "Groupkey management service",
+ * after Versakey; docs/keys.md §8): one {@link KeyTree} per channel behind the
+ * {@link GroupKeyScheme} seam.
+ *
+ * - Join: the tree moves the joiner's path forward; the only broadcast is a
+ *   signed join notice with no key material. The joiner gets its welcome
+ *   (its path keys sealed to its identity) in its login config.
+ * - Leave / expel: one signed rekey message (2·log2 n − 1 sealed keys).
+ * - Delivery: every member's signed config carries the latest
+ *   {@link LOG_MESSAGES} broadcast messages of each tree channel; the config
+ *   push (SSE `config`) tells members to fetch it. A member that is further
+ *   behind, or whose keys do not fit, asks for its config with `resync=1` and
+ *   receives its welcome at the current epoch.
+ *
+ * Stored form (collection `keys`): `keytree|<sid>|<ch>` header,
+ * `keytree|<sid>|<ch>|<chunk>` chunks (KeyTree.takeChanges, written in the
+ * same transaction as the membership change), and `keytree-log|<sid>|<ch>`
+ * with the recent messages. The in-memory trees are a cache reloaded from
+ * those records after a restart.
+ */
+import type { Identity } from './identity.js';
+import type { KeyTreeMaterial, SealedChannelKey } from './protocol.js';
+import type { ReadTx, WriteTx } from './store.js';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+import type { ChannelKeyInfo, GroupKeyScheme, KeyMember } from './keys.js';
+import { KeyTree } from './keytree.js';
+import { channelGroupId } from './keytree-crypto.js';
+import type { KeyTreeChunkRecord, KeyTreeHeaderRecord } from './keytree-store.js';
+import { parseChannelId, supernetIdBytes } from './ids.js';
+
+/** Broadcast messages kept per channel (and carried in every config). */
+export const LOG_MESSAGES = 8;
+
+interface LogEntry {
+  epoch: number;
+  /** base64url signed join notice or rekey message. */
+  msg: string;
+  at: number;
+}
+
+interface LogRecord {
+  scheme: 'tree';
+  /** When each recent epoch started (for describe); newest last. */
+  entries: LogEntry[];
+  /** Earlier epochs still accepted: epoch → acceptUntil. */
+  previous: Array<{ epoch: number; acceptUntil: number }>;
+}
+
+const headerKey = (sid: string, ch: string): string => `keytree|${sid}|${ch}`;
+const chunkKey = (sid: string, ch: string, c: number): string => `keytree|${sid}|${ch}|${c}`;
+const logKey = (sid: string, ch: string): string => `keytree-log|${sid}|${ch}`;
+
+/** The tree scheme; `welcomeFor` is the extra seam method the config builder uses. */
+export class TreeKeyScheme implements GroupKeyScheme {
+  readonly name = 'tree';
+  private readonly trees = new Map<string, KeyTree>();
+
+  constructor(
+    private readonly admin: Identity,
+    private readonly clock: Clock,
+    private readonly graceMs: number,
+    private readonly logger?: Logger,
+  ) {}
+
+  private group(sid: string, ch: string): Buffer {
+    return channelGroupId(supernetIdBytes(sid), parseChannelId(ch));
+  }
+
+  /** The channel's tree: from the cache, else loaded from the store (after a restart). */
+  private tree(tx: ReadTx, sid: string, ch: string): KeyTree | undefined {
+    const k = `${sid}|${ch}`;
+    const have = this.trees.get(k);
+    if (have) return have;
+    const header = tx.get<KeyTreeHeaderRecord>('keys', headerKey(sid, ch));
+    if (!header) return undefined;
+    const t = KeyTree.fromRecords(
+      { group: this.group(sid, ch), signer: this.admin, logger: this.logger },
+      header,
+      (c) => tx.get<KeyTreeChunkRecord>('keys', chunkKey(sid, ch, c)),
+    );
+    this.trees.set(k, t);
+    return t;
+  }
+
+  private persist(tx: WriteTx, sid: string, ch: string, t: KeyTree): void {
+    const { header, chunks } = t.takeChanges();
+    if (header) tx.put('keys', headerKey(sid, ch), header);
+    for (const [c, rec] of chunks) {
+      if (rec) tx.put('keys', chunkKey(sid, ch, c), rec);
+      else tx.delete('keys', chunkKey(sid, ch, c));
+    }
+  }
+
+  private appendLog(tx: WriteTx, sid: string, ch: string, epoch: number, msg: Buffer): void {
+    const now = this.clock.now();
+    const old = tx.get<LogRecord>('keys', logKey(sid, ch)) ?? {
+      scheme: 'tree',
+      entries: [],
+      previous: [],
+    };
+    const prevEpoch = old.entries.at(-1)?.epoch;
+    const previous = [
+      ...(prevEpoch !== undefined ? [{ epoch: prevEpoch, acceptUntil: now + this.graceMs }] : []),
+      ...old.previous,
+    ].filter((p) => p.acceptUntil > now);
+    const entries = [...old.entries, { epoch, msg: msg.toString('base64url'), at: now }].slice(
+      -LOG_MESSAGES,
+    );
+    tx.put('keys', logKey(sid, ch), { scheme: 'tree', entries, previous } satisfies LogRecord);
+  }
+
+  onCreate(tx: WriteTx, sid: string, ch: string): void {
+    if (this.tree(tx, sid, ch)) return;
+    const t = KeyTree.create({
+      group: this.group(sid, ch),
+      signer: this.admin,
+      logger: this.logger,
+    });
+    this.trees.set(`${sid}|${ch}`, t);
+    this.persist(tx, sid, ch, t);
+    tx.put('keys', logKey(sid, ch), {
+      scheme: 'tree',
+      entries: [],
+      previous: [],
+    } satisfies LogRecord);
+  }
+
+  private need(tx: ReadTx, sid: string, ch: string): KeyTree {
+    const t = this.tree(tx, sid, ch);
+    if (!t) throw new Error(`key tree of ${sid} channel ${ch} missing`);
+    return t;
+  }
+
+  onJoin(tx: WriteTx, sid: string, ch: string, member: KeyMember): number {
+    const t = this.need(tx, sid, ch);
+    if (t.has(member.name)) return t.epoch;
+    const r = t.join([member.name]);
+    this.persist(tx, sid, ch, t);
+    this.appendLog(tx, sid, ch, r.epoch, r.notice);
+    return r.epoch;
+  }
+
+  onLeave(tx: WriteTx, sid: string, ch: string, memberName: string): number {
+    const t = this.need(tx, sid, ch);
+    if (!t.has(memberName)) return t.epoch;
+    const r = t.remove([memberName]);
+    this.persist(tx, sid, ch, t);
+    this.appendLog(tx, sid, ch, r.epoch, r.message);
+    return r.epoch;
+  }
+
+  /** Tree channels carry no per-member sealed traffic keys. */
+  keysFor(): SealedChannelKey[] {
+    return [];
+  }
+
+  /**
+   * What `member`'s config carries for channel `ch`: the recent broadcast
+   * messages, and (on login or when asked) its welcome at the current epoch.
+   */
+  materialFor(
+    tx: ReadTx,
+    sid: string,
+    ch: string,
+    member: KeyMember,
+    welcome: boolean,
+  ): KeyTreeMaterial | null {
+    const t = this.tree(tx, sid, ch);
+    if (!t || !t.has(member.name)) return null;
+    const log = tx.get<LogRecord>('keys', logKey(sid, ch));
+    const out: KeyTreeMaterial = {
+      channel: ch,
+      epoch: t.epoch,
+      messages: (log?.entries ?? []).map((e) => e.msg),
+    };
+    if (welcome) out.welcome = t.welcome(member.name, member.seal).toString('base64url');
+    return out;
+  }
+
+  members(tx: ReadTx, sid: string, ch: string): string[] {
+    return this.tree(tx, sid, ch)?.members() ?? [];
+  }
+
+  describe(tx: ReadTx, sid: string, ch: string): ChannelKeyInfo | null {
+    const t = this.tree(tx, sid, ch);
+    if (!t) return null;
+    const log = tx.get<LogRecord>('keys', logKey(sid, ch));
+    const now = this.clock.now();
+    return {
+      epoch: t.epoch,
+      startedAt: log?.entries.at(-1)?.at ?? null,
+      members: t.size,
+      previous: (log?.previous ?? []).filter((p) => p.acceptUntil > now),
+    };
+  }
+
+  /** Wipes every cached tree (service shutdown). */
+  destroy(): void {
+    for (const t of this.trees.values()) t.destroy();
+    this.trees.clear();
+  }
+}
+
+/** True for a scheme that delivers key-tree material instead of sealed keys. */
+export function isTreeScheme(s: GroupKeyScheme): s is TreeKeyScheme {
+  return s instanceof TreeKeyScheme;
+}
