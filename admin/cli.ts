@@ -400,7 +400,7 @@ async function policyCheck(argv: string[]): Promise<number> {
     );
     return EXIT.OK;
   } catch (err) {
-    if (err instanceof PolicyError) throw new CliError(EXIT.DATA, `${args[0]}: ${err.message}`);
+    if (err instanceof PolicyError) throw new CliError(EXIT.DATA, err.located(args[0]));
     throw err;
   }
 }

@@ -23,20 +23,55 @@ import { NODE_NAME_RE } from './protocol.js';
 import { parsePool, poolContains, vipProblem, inPool, ipv4ToInt, type Pool } from './addr.js';
 import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
+import { JsonSyntaxError, parseJsonPath, scanJson, type JsonSegment } from './json-locate.js';
+
+const IDENT_RE = /^[A-Za-z_]\w*$/;
+
+/** A path in the form validation errors use: `supernets["0x4711"].rules[2].channels`. */
+export function formatPolicyPath(path: readonly JsonSegment[]): string {
+  let out = '';
+  path.forEach((p, i) => {
+    const mapKey = i === 1 && (path[0] === 'groups' || path[0] === 'supernets');
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (mapKey || !IDENT_RE.test(p)) out += `[${JSON.stringify(p)}]`;
+    else out += i === 0 ? p : `.${p}`;
+  });
+  return out || '$';
+}
 
 export const POLICY_VERSION = 1;
 const FINGERPRINT_RE = /^[0-9a-f]{32}$/;
 const GROUP_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const NODE_GLOB_RE = /^[a-z0-9*-]{1,31}$/;
 
-/** A policy file failed validation; `path` is the JSON path of the offending field. */
+/**
+ * A policy file failed validation; `path` is the JSON path of the offending
+ * field, and `line`/`column` (1-based) where it is in the file, when the
+ * error came from {@link Policy.parse}.
+ */
 export class PolicyError extends Error {
+  readonly line: number | null;
+  readonly column: number | null;
+
   constructor(
     readonly path: string,
-    message: string,
+    readonly problem: string,
+    pos?: { line: number; column: number },
   ) {
-    super(`${path}: ${message}`);
+    super(`${path}: ${problem}`);
     this.name = 'PolicyError';
+    this.line = pos?.line ?? null;
+    this.column = pos?.column ?? null;
+  }
+
+  /** `FILE:LINE:COLUMN: PATH: PROBLEM` (compiler style, so editors jump to it). */
+  located(file: string | null): string {
+    if (file === null)
+      return this.line === null
+        ? this.message
+        : `line ${this.line}, column ${this.column}: ${this.message}`;
+    const at = this.line === null ? '' : `${this.line}:${this.column}:`;
+    return `${file}:${at} ${this.message}`;
   }
 }
 
@@ -297,10 +332,35 @@ export class Policy {
     try {
       raw = JSON.parse(text);
     } catch (err) {
+      // Our own scanner says where; JSON.parse's message is the fallback.
+      try {
+        scanJson(text);
+      } catch (syn) {
+        if (syn instanceof JsonSyntaxError)
+          throw new PolicyError('$', `not valid JSON: ${syn.problem}`, syn.pos);
+      }
       throw new PolicyError('$', `not valid JSON (${(err as Error).message})`);
     }
+    const locs = scanJson(text);
+    const dup = locs.duplicates[0];
+    if (dup) {
+      // JSON.parse would keep only the last one: a typo must not silently change the policy.
+      throw new PolicyError(
+        formatPolicyPath(dup.path),
+        'duplicate key (only one of them would count)',
+        dup.pos,
+      );
+    }
     const hash = createHash('sha256').update(text).digest('hex');
-    return new Policy(validatePolicy(raw), hash, source, loadedAt);
+    let doc: PolicyDocument;
+    try {
+      doc = validatePolicy(raw);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      const segs = parseJsonPath(err.path);
+      throw new PolicyError(err.path, err.problem, segs ? locs.near(segs) : undefined);
+    }
+    return new Policy(doc, hash, source, loadedAt);
   }
 
   /** The policy that admits nobody (used when no file exists yet). */
@@ -387,6 +447,14 @@ export class PolicyHolder {
   private watcher: FSWatcher | null = null;
   private readonly listeners: Array<(p: Policy) => void> = [];
   private timer: NodeJS.Timeout | null = null;
+  /** The last reload that was refused (cleared by a successful reload): shown by GET /v1/policy and the console. */
+  refused: {
+    at: number;
+    error: string;
+    field: string | null;
+    line: number | null;
+    column: number | null;
+  } | null = null;
 
   private constructor(
     readonly path: string | null,
@@ -440,12 +508,22 @@ export class PolicyHolder {
     try {
       next = Policy.parse(text, this.path, this.now());
     } catch (err) {
+      const pe = err instanceof PolicyError ? err : null;
       this.logger.warn('policy reload refused; keeping the running policy', {
         path: this.path,
-        error: (err as Error).message,
+        error: pe ? pe.located(this.path) : (err as Error).message,
+        ...(pe ? { field: pe.path, line: pe.line, column: pe.column } : {}),
       });
+      this.refused = {
+        at: this.now(),
+        error: pe ? pe.located(this.path) : (err as Error).message,
+        field: pe?.path ?? null,
+        line: pe?.line ?? null,
+        column: pe?.column ?? null,
+      };
       return false;
     }
+    this.refused = null;
     if (next.hash === this.policy.hash) return false;
     this.policy = next;
     this.logger.info('policy loaded', { path: this.path, hash: next.hash });
