@@ -1,0 +1,261 @@
+/**
+ * `node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--no-write-docs]`
+ * (as root): the outsourced-storage benchmark of issue 5, on the paper's
+ * Figure 6 (test bed namespaces, real agents, channel 0x123).
+ *
+ * In one run:
+ *  - the Supernet fs in a1 over the built-in NFS client over the channel to
+ *    nfs-ganesha in bigdisk1: sequential write (dd bs=1M conv=fsync) and read
+ *    (after a remount: cold caches) of N MiB, and N small files created,
+ *    committed and stat'ed;
+ *  - the peer: libnfs `nfs-cp` of the same N MiB from h1's host namespace to
+ *    the same ganesha build and configuration run on h3's host namespace,
+ *    over the raw underlay (no channel, no encryption);
+ *  - for reference, `nfs-cp` inside a1 to bigdisk1's ganesha over the channel
+ *    (the channel's cost without the encrypting filesystem);
+ *  - revocation: the time to re-encrypt a volume holding `--revoke-mib` MiB
+ *    (default 1 GiB) to a new key epoch while it is mounted (`fs rekey`).
+ *
+ * Prints a table and rewrites the `## Storage` section of docs/benchmarks.md.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { TestBed } from '../test/bed/bed.js';
+import { figure6, SUPERNET_BIN, type SupernetBed } from '../test/scenario/supernet-bed.js';
+import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
+import { table, writeSection } from './lib/markdown.js';
+import { stderrLogger } from './lib/log.js';
+
+const execp = promisify(execFile);
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const log = stderrLogger('storage');
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+  return v;
+};
+const MIB = arg('mib', 256);
+const FILES = arg('files', 2000);
+const REVOKE_MIB = arg('revoke-mib', 1024);
+const WRITE_DOCS = !process.argv.includes('--no-write-docs');
+const NFS_Q = '?version=3&nfsport=2049&mountport=20048';
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+const dropCaches = (): Promise<unknown> =>
+  execp('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
+
+interface Results {
+  fsWrite: number;
+  fsRead: number;
+  fsSmall: number;
+  rawWrite: number;
+  rawRead: number;
+  chanWrite: number;
+  chanRead: number;
+  revokeS: number;
+  revokeObjects: number;
+}
+
+async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
+  const dir = bed.dir;
+  const inHost = (host: string, cmd: string, args: string[]) =>
+    bed.run(bed.host(host).ns, cmd, args, { mounts: 'shared', timeoutMs: 1_800_000 });
+  const src = join(dir, 'source.bin');
+  await execp('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MIB}`, 'status=none']);
+
+  // Two providers of the same build and configuration: one inside bigdisk1
+  // (over the channel), one in h3's host namespace (over the raw underlay).
+  const e1 = join(dir, 'export-channel');
+  const e2 = join(dir, 'export-underlay');
+  await mkdir(e1);
+  await mkdir(e2);
+  const p1 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
+    'storage',
+    'serve',
+    '--node',
+    'bigdisk1',
+    '--agent',
+    sn.agentSocket('h3'),
+    '--export',
+    e1,
+    '--clients',
+    'a1',
+    '--state',
+    join(dir, 'prov-channel'),
+  ]);
+  await p1.waitForOutput(/serving nfs:/, 30_000);
+  const p2 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
+    'storage',
+    'serve',
+    '--export',
+    e2,
+    '--clients',
+    bed.host('h1').addr,
+    '--listen',
+    bed.host('h3').addr,
+    '--state',
+    join(dir, 'prov-underlay'),
+  ]);
+  await p2.waitForOutput(/serving nfs:/, 30_000);
+  const st = await sn.status('h3');
+  const bigdisk = st.nodes.find((n) => n.name === 'bigdisk1')!.vip;
+
+  // The peer: libnfs over the raw underlay.
+  const raw = `nfs://${bed.host('h3').addr}/export/big.bin${NFS_Q}`;
+  await dropCaches();
+  const rawWrite = MIB / (await timed(() => inHost('h1', 'nfs-cp', [src, raw])));
+  await dropCaches();
+  const rawRead =
+    MIB / (await timed(() => inHost('h1', 'nfs-cp', [raw, join(dir, 'back-raw.bin')])));
+  log.info('libnfs nfs-cp over the underlay', { write: rawWrite, read: rawRead });
+
+  // The Supernet fs in a1 over NFS over the channel.
+  const url = 'nfs://bigdisk1/export';
+  const key = join(dir, 'volume.key');
+  const state = join(dir, 'fs-state');
+  const mnt = join(dir, 'mnt');
+  await mkdir(mnt);
+  const node = ['--node', 'a1', '--agent', sn.agentSocket('h1')];
+  const fs = (args: string[]) => inHost('h1', SUPERNET_BIN, ['fs', ...args]);
+  await fs(['init', ...node, url, '--key', key, '--state', state]);
+  const mount = () => fs(['mount', ...node, url, mnt, '--key', key, '--state', state]);
+  const unmount = () => fs(['unmount', mnt]);
+  await mount();
+  const fsWrite =
+    MIB /
+    (await timed(() =>
+      execp('dd', [`if=${src}`, `of=${mnt}/big.bin`, 'bs=1M', 'conv=fsync', 'status=none']),
+    ));
+  await unmount();
+  await dropCaches();
+  await mount();
+  const fsRead =
+    MIB /
+    (await timed(() => execp('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M', 'status=none'])));
+  log.info('supernet fs over NFS over the channel', { write: fsWrite, read: fsRead });
+  const small = join(mnt, 'small');
+  const fsSmall = await timed(() =>
+    execp(process.execPath, [
+      '-e',
+      `const fs=require('fs');const d=${JSON.stringify(small)};fs.mkdirSync(d);` +
+        `for(let i=0;i<${FILES};i++)fs.writeFileSync(d+'/f'+i,'small file '+i+'\\n');` +
+        `const fd=fs.openSync(d+'/f0','r');fs.fsyncSync(fd);fs.closeSync(fd);` +
+        `for(let i=0;i<${FILES};i++)fs.statSync(d+'/f'+i);`,
+    ]),
+  );
+  log.info('small files', { files: FILES, seconds: fsSmall });
+
+  // Revocation: fill the volume to REVOKE_MIB, then re-encrypt it while mounted.
+  const fill = Math.max(0, REVOKE_MIB - MIB);
+  if (fill)
+    await execp('dd', [
+      'if=/dev/urandom',
+      `of=${mnt}/fill.bin`,
+      'bs=1M',
+      `count=${fill}`,
+      'conv=fsync',
+      'status=none',
+    ]);
+  const objects = (await execp('sh', ['-c', `ls ${e1}/objects | wc -l`])).stdout.trim();
+  const revokeS = await timed(() => fs(['rekey', url, '--key', key, '--state', state, ...node]));
+  log.info('rekey', { mib: REVOKE_MIB, seconds: revokeS, objects });
+  await unmount();
+  // Reference: libnfs over the channel (last: it leaves big.bin beside the volume).
+  const chan = `nfs://${bigdisk}/export/big.bin${NFS_Q}`;
+  await dropCaches();
+  const chanWrite =
+    MIB / (await timed(() => sn.exec('h1', 'a1', ['nfs-cp', src, chan], { timeoutMs: 1_800_000 })));
+  await dropCaches();
+  const chanRead =
+    MIB /
+    (await timed(() =>
+      sn.exec('h1', 'a1', ['nfs-cp', chan, join(dir, 'back-chan.bin')], { timeoutMs: 1_800_000 }),
+    ));
+  log.info('libnfs nfs-cp over the channel', { write: chanWrite, read: chanRead });
+
+  await p1.stop();
+  await p2.stop();
+  void (await stat(src));
+  return {
+    fsWrite,
+    fsRead,
+    fsSmall,
+    rawWrite,
+    rawRead,
+    chanWrite,
+    chanRead,
+    revokeS,
+    revokeObjects: Number(objects),
+  };
+}
+
+async function main(): Promise<void> {
+  const machine = await machineInfo();
+  const ganesha = await toolVersion('ganesha.nfsd', ['-v']);
+  const bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'] });
+  let r: Results;
+  try {
+    const { sn } = await figure6(bed);
+    r = await run(bed, sn);
+  } finally {
+    await bed.teardown();
+  }
+  const f = (x: number, d = 0): string => x.toFixed(d);
+  const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}×`;
+  const md = table(
+    ['path', 'seq write MiB/s', 'seq read MiB/s', 'write vs raw nfs-cp', 'read vs raw nfs-cp'],
+    [
+      ['libnfs nfs-cp, raw underlay (peer)', f(r.rawWrite), f(r.rawRead), '1.00×', '1.00×'],
+      [
+        'libnfs nfs-cp in a1, over channel 0x123',
+        f(r.chanWrite),
+        f(r.chanRead),
+        ratio(r.chanWrite, r.rawWrite),
+        ratio(r.chanRead, r.rawRead),
+      ],
+      [
+        'Supernet fs in a1 → NFS → channel 0x123',
+        f(r.fsWrite),
+        f(r.fsRead),
+        ratio(r.fsWrite, r.rawWrite),
+        ratio(r.fsRead, r.rawRead),
+      ],
+    ],
+    ['l', 'r', 'r', 'r', 'r'],
+  );
+  const seqMet = r.fsWrite >= 0.7 * r.rawWrite && r.fsRead >= 0.7 * r.rawRead;
+  const revMet = r.revokeS <= 15 * (REVOKE_MIB / 1024);
+  const section = `## Storage
+
+Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${ganesha} (VFS FSAL).
+
+Command (as root): \`${process.env.BENCH_COMMAND ?? 'node dist/bench/storage.js'}\` (bench/storage.ts; ${MIB} MiB, ${FILES} files, revocation of ${REVOKE_MIB} MiB).
+
+Figure 6 on the namespace test bed (three simulated hosts on a bridge, veth MTU 1500, real host agents, node MTU 1420). nfs-ganesha started by \`supernet storage serve\` inside bigdisk1 (h3), exporting a folder on the same disk as everything else; the peer is the same ganesha build and configuration run in h3's host namespace, reached from h1's host namespace over the raw underlay. Writes: \`dd bs=1M conv=fsync\` of a random file (Supernet fs), \`nfs-cp\` (libnfs). Reads: after \`echo 3 > drop_caches\` and, for the Supernet fs, a remount; \`nfs-cp\` reads into a local file. All paths measured one after another in one run.
+
+${md}
+
+${FILES} small files created, committed (one fsync) and stat'ed through the Supernet fs over NFS: ${f(r.fsSmall, 2)} s.
+
+Revocation: re-encryption of the mounted volume holding ${REVOKE_MIB} MiB (${r.revokeObjects} objects) to a new key epoch with \`supernet fs rekey\`: ${f(r.revokeS, 1)} s.
+
+Targets: sequential ≥ 0.7× raw nfs-cp — ${seqMet ? 'met' : `**not met** (write ${ratio(r.fsWrite, r.rawWrite)}, read ${ratio(r.fsRead, r.rawRead)})`}; revocation of 1 GiB ≤ 15 s — ${revMet ? 'met' : `**not met** (${f(r.revokeS, 1)} s)`}.
+`;
+  process.stdout.write(section + '\n');
+  if (WRITE_DOCS) await writeSection(join(ROOT, 'docs/benchmarks.md'), '## Storage', section);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench storage: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
