@@ -178,6 +178,19 @@ export class FlatKeyScheme implements GroupKeyScheme {
     return out;
   }
 
+  onDestroy(tx: WriteTx, sid: string, ch: string): void {
+    const s = this.state(tx, sid, ch);
+    if (s) {
+      for (const e of [s.current, ...s.previous]) if (e) this.forget(sid, ch, e.epoch);
+    }
+    // Epochs already pruned from the record may still sit in the caches.
+    for (const k of [...this.plain.keys()])
+      if (k.startsWith(`${sid}|${ch}|`))
+        this.forget(sid, ch, Number(k.slice(sid.length + ch.length + 2)));
+    for (const k of [...this.boxes.keys()]) if (k.startsWith(`${sid}|${ch}|`)) this.boxes.delete(k);
+    tx.delete('keys', stateKey(sid, ch));
+  }
+
   members(tx: ReadTx, sid: string, ch: string): string[] {
     return Object.keys(this.state(tx, sid, ch)?.members ?? {});
   }

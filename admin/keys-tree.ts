@@ -196,6 +196,15 @@ export class TreeKeyScheme implements GroupKeyScheme {
     };
   }
 
+  onDestroy(tx: WriteTx, sid: string, ch: string): void {
+    const k = `${sid}|${ch}`;
+    this.trees.get(k)?.destroy();
+    this.trees.delete(k);
+    for (const [key] of tx.list('keys', `${headerKey(sid, ch)}|`)) tx.delete('keys', key);
+    tx.delete('keys', headerKey(sid, ch));
+    tx.delete('keys', logKey(sid, ch));
+  }
+
   /** Wipes every cached tree (service shutdown). */
   destroy(): void {
     for (const t of this.trees.values()) t.destroy();

@@ -47,4 +47,10 @@ export interface GroupKeyScheme {
   /** Names of the current members. */
   members(tx: ReadTx, supernet: string, channel: string): string[];
   describe(tx: ReadTx, supernet: string, channel: string): ChannelKeyInfo | null;
+  /**
+   * The channel is dissolved: deletes every stored record of its key state
+   * and wipes cached keys, so nothing can derive or hand out its keys again
+   * (admin/dissolve.ts).
+   */
+  onDestroy(tx: WriteTx, supernet: string, channel: string): void;
 }

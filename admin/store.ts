@@ -33,6 +33,10 @@ export const COLLECTIONS = [
   'challenges',
   'varp',
   'audit',
+  /** Operator admissions (admin/grants.ts). */
+  'grants',
+  /** Storage volumes and roles (admin/storage-roles.ts). */
+  'storage',
 ] as const;
 export type Collection = (typeof COLLECTIONS)[number];
 
