@@ -155,7 +155,7 @@ EOF`,
           '-sf',
           '-H',
           `Authorization: Node ${token}`,
-          `${sn.adminUrl}/v1/config`,
+          `${sn.adminUrl}/v1/config?resync=1`,
         ])
       ).stdout;
     const admin = sn.adminInfo().sign;

@@ -130,7 +130,7 @@ describe('resilience', () => {
           '-sf',
           '-H',
           `Authorization: Node ${token}`,
-          `${sn.adminUrl}/v1/config`,
+          `${sn.adminUrl}/v1/config?resync=1`,
         ])
       ).stdout;
     // Everything c1's host holds before the expulsion.

@@ -46,7 +46,7 @@ export class SupernetBed {
 
   constructor(
     readonly bed: TestBed,
-    readonly opts: { graceMs?: number; varpTtlMs?: number } = {},
+    readonly opts: { graceMs?: number; varpTtlMs?: number; keyScheme?: 'tree' | 'flat' } = {},
   ) {}
 
   get dir(): string {
@@ -156,6 +156,7 @@ export class SupernetBed {
     ];
     if (this.opts.graceMs !== undefined) args.push('--grace-ms', String(this.opts.graceMs));
     if (this.opts.varpTtlMs !== undefined) args.push('--varp-ttl-ms', String(this.opts.varpTtlMs));
+    if (this.opts.keyScheme !== undefined) args.push('--key-scheme', this.opts.keyScheme);
     this.admin = this.bed.spawn(this.bed.host(host).ns, SUPERNET_BIN, args, {
       logFile: 'admin.log',
     });

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { Identity, fromB64 } from '../../admin/identity.js';
 import { channelKeyContext, openEnvelope, type NodeConfig } from '../../admin/protocol.js';
 import { openPacket, senderSubkey } from '../../net/keyring.js';
+import { MemberKeyState } from '../../admin/keytree-member.js';
+import { channelGroupId } from '../../admin/keytree-crypto.js';
+import { parseChannelId, supernetIdBytes } from '../../admin/ids.js';
 import {
   NONCE_LEN,
   OFF_SUPERNET,
@@ -45,7 +48,7 @@ export async function keysOf(
   const id = Identity.load(identityFile);
   const env = JSON.parse(await fetchConfig(token)) as unknown;
   const cfg = openEnvelope<NodeConfig>(env, adminSign, 'node-config');
-  return cfg.keys.map((k) => ({
+  const flat = cfg.keys.map((k) => ({
     channel: k.channel,
     epoch: k.epoch,
     key: id.open(
@@ -53,6 +56,23 @@ export async function keysOf(
       channelKeyContext(cfg.supernet, k.channel, k.epoch, cfg.node.id),
     ),
   }));
+  // Key-tree channels (docs/keys.md §8): the welcome (fetch with `?resync=1`) gives the current key.
+  const tree = (cfg.keytrees ?? []).flatMap((m) => {
+    if (!m.welcome) throw new Error(`config has no welcome for ${m.channel}: fetch with ?resync=1`);
+    const st = MemberKeyState.fromWelcome(
+      {
+        group: channelGroupId(supernetIdBytes(cfg.supernet), parseChannelId(m.channel)),
+        identity: id,
+        adminSign,
+      },
+      Buffer.from(m.welcome, 'base64url'),
+    );
+    const key = st.trafficKey()!;
+    const held = { channel: m.channel, epoch: st.epoch, key };
+    st.destroy();
+    return [held];
+  });
+  return [...flat, ...tree];
 }
 
 /** Tries every held key on an SNSL packet (whatever channel its header names); true if any opens it. */
