@@ -176,8 +176,15 @@ export class NodeServices {
    * every config change. Returns the node's packet hook (the same object
    * for the node's lifetime) for LocalNode.service; `tun` receives replies.
    */
-  node(ns: string, cfg: NodeConfig, tun: { write: PacketSink }): LocalService {
-    const view = nameViewOf(cfg, this.suffix, this.external);
+  node(ns: string, cfg: NodeConfig, tun: { write: PacketSink }): LocalService | undefined {
+    let view: NameView;
+    try {
+      view = nameViewOf(cfg, this.suffix, this.external);
+    } catch (err) {
+      // Never expected of a verified config; the node keeps its last view.
+      this.o.logger.error('cannot build the name view of a node', { ns, err: String(err) });
+      return this.nodes.get(ns);
+    }
     let svc = this.nodes.get(ns);
     if (!svc || svc.vip !== parseIpv4(view.resolverVip) || svc.view.self.vip !== view.self.vip) {
       svc = new NodeService(
