@@ -37,8 +37,8 @@ const execp = promisify(execFile);
 
 /** Default pseudo path clients mount (`nfs://HOST/export`). */
 export const DEFAULT_EXPORT_PATH = '/export';
-/** Largest READ/WRITE the export offers (our client never asks more). */
-export const MAX_IO = 1 << 20;
+/** Largest READ/WRITE the export offers (fs/store-nfs.ts asks no more). */
+export const MAX_IO = 2 << 20;
 /** Environment marker: this process already runs in its own mount namespace. */
 export const PRIVATE_NS_ENV = 'SUPERNET_PROVIDER_PRIVATE_NS';
 /** Binaries (Debian paths; overridable for unusual installs). */
