@@ -447,6 +447,15 @@ interface StatusView {
       peers: Array<{ name: string; vip: string; sendChannel: number; endpoint: string | null }>;
     }
   >;
+  services?: {
+    dns: { suffix: string; resolver: Record<string, number> };
+    configfs: {
+      mountpoint: string;
+      pid?: number | null;
+      mounted?: boolean;
+      restarts?: number;
+    } | null;
+  } | null;
 }
 
 function formatStatus(s: StatusView): string {
@@ -466,6 +475,19 @@ function formatStatus(s: StatusView): string {
   }
   const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
   lines.push(`drops ${drops.length ? drops.map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`);
+  const sv = s.services;
+  if (sv) {
+    const r = sv.dns.resolver;
+    lines.push(
+      `dns *.${sv.dns.suffix}: ${r.queries ?? 0} queries, ${r.answered ?? 0} answered, ${r.nxdomain ?? 0} nxdomain, ${r.refused ?? 0} refused, ${(r.formerr ?? 0) + (r.dropped ?? 0)} malformed`,
+    );
+    const c = sv.configfs;
+    lines.push(
+      c
+        ? `configfs ${c.mountpoint} ${c.mounted === false ? 'DOWN' : 'up'}${c.pid ? ` pid ${c.pid}` : ''}${c.restarts ? ` restarts ${c.restarts}` : ''}`
+        : 'configfs off (nodes read the host /etc files)',
+    );
+  }
   return lines.join('\n') + '\n';
 }
 
