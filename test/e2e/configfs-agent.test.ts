@@ -219,6 +219,11 @@ describe('configfs under the agent', () => {
     expect(during.stdout).toMatch(/^nameserver (127\.0\.0\.1|10\.71\.17\.1)$/m);
     const after = await bed.run(a1.ns, 'cat', ['/etc/resolv.conf']);
     expect(after.stdout).toMatch(/^nameserver 10\.71\.17\.1$/m);
+    // What the operator sees.
+    const text = await sn.cli('h1', ['status', '--agent', sn.agentSocket('h1')]);
+    expect(text.stdout).toMatch(
+      new RegExp(`^configfs ${sn.configfsMount('h1')} up pid ${now.pid} restarts 1$`, 'm'),
+    );
   });
 
   it('kill -9 of the agent: its configfs goes too; the next agent brings the files back', async () => {
