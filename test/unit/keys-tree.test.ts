@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, afterAll } from '@jest/globals';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Identity } from '../../admin/identity.js';
 import type { NodeConfig } from '../../admin/protocol.js';
 import { LOG_MESSAGES } from '../../admin/keys-tree.js';
@@ -140,6 +140,17 @@ describe('key-tree scheme over the admin API', () => {
     await refresh(a, true);
     expect(b.current).toBe(5 + LOG_MESSAGES + 1);
     expect(a.current).toBe(b.current);
+    expect(b.key()!.equals(a.key()!)).toBe(true);
+
+    // A damaged state file costs a resync, never wrong keys.
+    const file = join(agentDir, 'b1.keytree');
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.slice(0, text.length >> 1));
+    b.trees = b.open(admin.pub.sign);
+    expect(b.trees.epochOf(CH)).toBe(0);
+    b.current = 0;
+    expect((await refresh(b)).resync).toBe(true);
+    expect((await refresh(b, true)).resync).toBe(false);
     expect(b.key()!.equals(a.key()!)).toBe(true);
   });
 });
