@@ -13,6 +13,14 @@ import { promisify } from 'node:util';
 import { makeBed, rng, unmount, type Bed } from './fs-kit.js';
 import { isMounted } from '../../fs/mount.js';
 
+/**
+ * File handles whose close() failed because the daemon was killed under
+ * them (ENOTCONN). Node would retry the close when it garbage-collects the
+ * handle and turn that failure into an uncaught exception that ends the
+ * whole test process, so they stay referenced until the process exits.
+ */
+const keep: unknown[] = [];
+
 const execp = promisify(execFile);
 let bed: Bed;
 beforeAll(async () => {
@@ -71,14 +79,14 @@ describe('fs: crash safety under kill -9', () => {
             await fh.write(version(f, v));
             await fh.sync();
           } finally {
-            await fh.close().catch(() => {});
+            await fh.close().catch(() => keep.push(fh));
           }
           await rename(tmp, join(mnt, f));
           const d = await open(mnt, 'r');
           try {
             await d.sync();
           } finally {
-            await d.close().catch(() => {});
+            await d.close().catch(() => keep.push(d));
           }
           if (v > (durable.get(f) ?? 0)) durable.set(f, v);
         }
@@ -99,7 +107,7 @@ describe('fs: crash safety under kill -9', () => {
             }
           }
         } finally {
-          await fh.close().catch(() => {});
+          await fh.close().catch(() => keep.push(fh));
         }
       };
       const streamer = async (): Promise<void> => {
@@ -109,7 +117,7 @@ describe('fs: crash safety under kill -9', () => {
         try {
           while (!stop) await fh.write(block);
         } finally {
-          await fh.close().catch(() => {});
+          await fh.close().catch(() => keep.push(fh));
         }
       };
       const work = [writer(), logger(), streamer()].map((p) => p.catch(() => {}));
