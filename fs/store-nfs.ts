@@ -10,6 +10,8 @@
  *   COMMIT → compare the COMMIT verifier with every WRITE's: a different
  *   one means the server restarted and may have lost unstable data, so the
  *   data is written and committed again → RENAME over NAME.
+ *   An object that fits one WRITE goes as one FILE_SYNC WRITE instead of
+ *   WRITE + COMMIT (stable when answered; one round trip less).
  * Committing before the rename is what makes the put atomic across a server
  * crash: a name never points at data the server has not made stable. So
  * every put is durable and {@link NfsStore.sync} has nothing left to do.
@@ -60,6 +62,11 @@ const isStale = (e: unknown): boolean =>
 /** Options of {@link NfsStore.open}. */
 export interface NfsStoreOptions extends Nfs3Options {
   logger?: Logger;
+  /**
+   * Write objects that fit one WRITE with FILE_SYNC instead of UNSTABLE +
+   * COMMIT (one round trip less per put; default true).
+   */
+  syncSmall?: boolean;
 }
 
 /** Counters beyond the RPC layer's. */
@@ -77,6 +84,7 @@ export class NfsStore implements ObjectStore {
   private rsize = MAX_IO;
   private wsize = MAX_IO;
   private readonly log: Logger;
+  private readonly syncSmall: boolean;
 
   private constructor(
     readonly url: string,
@@ -84,6 +92,7 @@ export class NfsStore implements ObjectStore {
     opts: NfsStoreOptions,
   ) {
     this.log = opts.logger ?? nullLogger;
+    this.syncSmall = opts.syncSmall ?? true;
   }
 
   /** Mounts the export named by `url` (see fs/nfs/url.ts) and reads its limits. */
@@ -262,6 +271,14 @@ export class NfsStore implements ObjectStore {
 
   /** WRITE UNSTABLE + COMMIT until the COMMIT verifier matches every WRITE's. */
   private async writeDurably(fh: Buffer, data: Buffer, name: string): Promise<void> {
+    if (this.syncSmall && data.length > 0 && data.length <= this.wsize) {
+      // One WRITE carries it all: ask for FILE_SYNC and save the COMMIT's
+      // round trip. A FILE_SYNC reply means the data is on stable storage
+      // (RFC 1813 §3.3.7), so no verifier can make it stale; a server that
+      // answers with less falls through to COMMIT below.
+      const w = await this.client.write(fh, 0, data, STABLE.FILE_SYNC);
+      if (w.count === data.length && w.committed === STABLE.FILE_SYNC) return;
+    }
     for (let round = 0; ; round++) {
       const verfs: Buffer[] = [];
       let allSync = true;
