@@ -455,6 +455,51 @@ export const adminCommands: Record<string, Command> = {
       COMMON_USAGE,
     run: (argv) => import('./cli-audit.js').then((m) => m.auditVerify(argv)),
   },
+  'policy test': {
+    summary:
+      'would identity X be admitted to Supernet S as node N on channels C? (changes nothing)',
+    usage:
+      'supernet policy test --supernet ID (--identity FP | --id FILE) --node NAME --channels C[,C...] [--vip A] [--file POLICY] ' +
+      COMMON_USAGE,
+    run: (argv) => import('./cli-ops.js').then((m) => m.policyTest(argv)),
+  },
+  'supernet dissolve': {
+    summary: 'dissolve a Supernet: log out every node, destroy its keys (audited)',
+    usage: `supernet supernet dissolve ID --yes [--reason TEXT] ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.supernetDissolve(argv)),
+  },
+  'admission add': {
+    summary: 'admit an identity as a node of a Supernet (used when no policy rule matches)',
+    usage:
+      'supernet admission add SUPERNET NODE (--identity FP | --id FILE) --channels C[,C...] [--address A] [--comment TEXT] ' +
+      COMMON_USAGE,
+    run: (argv) => import('./cli-ops.js').then((m) => m.admissionAdd(argv)),
+  },
+  'admission revoke': {
+    summary: 'revoke an operator admission (a logged-in node stays until expelled)',
+    usage: `supernet admission revoke SUPERNET NODE ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.admissionRevoke(argv)),
+  },
+  'admission list': {
+    summary: 'list the operator admissions of a Supernet',
+    usage: `supernet admission list SUPERNET ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.admissionList(argv)),
+  },
+  'storage-role grant': {
+    summary: 'give a node the storage role of a volume',
+    usage: `supernet storage-role grant SUPERNET VOLUME NODE ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.storageRole(['grant', ...argv])),
+  },
+  'storage-role revoke': {
+    summary: 'take the storage role of a volume from a node (the volume then needs re-encryption)',
+    usage: `supernet storage-role revoke SUPERNET VOLUME NODE ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.storageRole(['revoke', ...argv])),
+  },
+  'storage-role list': {
+    summary: 'list storage volumes, their role holders and re-encryption progress',
+    usage: `supernet storage-role list SUPERNET ${COMMON_USAGE}`,
+    run: (argv) => import('./cli-ops.js').then((m) => m.storageRole(['list', ...argv])),
+  },
   'policy show': {
     summary: 'show the running admission policy',
     usage: `supernet policy show ${COMMON_USAGE}`,

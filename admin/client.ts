@@ -34,6 +34,19 @@ import {
 import { SseParser } from './sse.js';
 import type { AuditEntry, AuditHead } from './audit.js';
 
+/** The answer of {@link AdminClient.policyTest} (admin/policy-test.ts). */
+export interface PolicyTestAnswer {
+  admit: boolean;
+  code: string;
+  reason: string;
+  rule: string | null;
+  vip: string | null;
+  relogin: boolean;
+  joins: string[];
+  leaves: string[];
+  policy: { hash: string; source: string | null };
+}
+
 /** The service answered with an error body. */
 export class AdminApiError extends Error {
   constructor(
@@ -449,6 +462,90 @@ export class AdminClient {
 
   policy(): Promise<Record<string, unknown>> {
     return this.request('GET', '/policy', { auth: this.operatorAuth() });
+  }
+
+  // ---- administrator's operations (admin/operator-routes.ts) ------------------------
+
+  /** Would this login be admitted? Against the running policy, or `policy` (file text). Changes nothing. */
+  policyTest(req: {
+    supernet: string;
+    identity: string;
+    node: string;
+    channels: string[];
+    requestedVip?: string;
+    policy?: string;
+  }): Promise<PolicyTestAnswer> {
+    return this.request('POST', '/policy/test', { auth: this.operatorAuth(), body: req });
+  }
+
+  policyStatus(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/policy/status', { auth: this.operatorAuth() });
+  }
+
+  private sn(sid: string, rest = ''): string {
+    return `/supernets/${encodeURIComponent(sid)}${rest}`;
+  }
+
+  async grants(sid: string): Promise<Array<Record<string, unknown>>> {
+    return (
+      await this.request<{ grants: Array<Record<string, unknown>> }>(
+        'GET',
+        this.sn(sid, '/grants'),
+        {
+          auth: this.operatorAuth(),
+        },
+      )
+    ).grants;
+  }
+
+  addGrant(
+    sid: string,
+    g: { node: string; identity: string; channels: string[]; address?: string; comment?: string },
+  ): Promise<Record<string, unknown>> {
+    return this.request('POST', this.sn(sid, '/grants'), { auth: this.operatorAuth(), body: g });
+  }
+
+  async revokeGrant(sid: string, node: string): Promise<void> {
+    await this.request('DELETE', this.sn(sid, `/grants/${encodeURIComponent(node)}`), {
+      auth: this.operatorAuth(),
+    });
+  }
+
+  dissolve(
+    sid: string,
+    reason?: string,
+  ): Promise<{ ok: true; nodes: string[]; channels: string[]; keyRecords: number }> {
+    return this.request('POST', this.sn(sid, '/dissolve'), {
+      auth: this.operatorAuth(),
+      body: reason === undefined ? {} : { reason },
+    });
+  }
+
+  async storage(sid: string): Promise<Array<Record<string, unknown>>> {
+    return (
+      await this.request<{ volumes: Array<Record<string, unknown>> }>(
+        'GET',
+        this.sn(sid, '/storage'),
+        {
+          auth: this.operatorAuth(),
+        },
+      )
+    ).volumes;
+  }
+
+  grantStorageRole(sid: string, volume: string, node: string): Promise<Record<string, unknown>> {
+    return this.request('POST', this.sn(sid, '/storage/roles'), {
+      auth: this.operatorAuth(),
+      body: { volume, node },
+    });
+  }
+
+  async revokeStorageRole(sid: string, volume: string, node: string): Promise<void> {
+    await this.request(
+      'DELETE',
+      this.sn(sid, `/storage/roles/${encodeURIComponent(volume)}/${encodeURIComponent(node)}`),
+      { auth: this.operatorAuth() },
+    );
   }
 }
 

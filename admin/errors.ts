@@ -37,6 +37,8 @@ export type ApiErrorCode =
   | 'name_taken'
   | 'vip_taken'
   | 'pool_exhausted'
+  | 'role_exists'
+  | 'too_many_attempts'
   | 'store_unavailable'
   | 'shutting_down'
   | 'internal';

@@ -43,6 +43,11 @@ export class EventHub {
     return n;
   }
 
+  /** Whether node `key` has an event stream open now (the console's "online"). */
+  connected(key: string): boolean {
+    return (this.byKey.get(key)?.size ?? 0) > 0;
+  }
+
   /**
    * Takes over the HTTP response as an event stream for node `key` (holding
    * session `session`) and sends the current serial at once.

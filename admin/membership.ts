@@ -37,6 +37,7 @@ import { isTreeScheme } from './keys-tree.js';
 import { assignVip, type LeaseRecord } from './leases.js';
 import { getSupernet, nodeKey, type NodeRecord, type SupernetRecord } from './records.js';
 import { SupernetAdmin } from './supernets.js';
+import { admissionDecision } from './grants.js';
 
 /** What to push after a commit. */
 export interface Effects {
@@ -219,7 +220,10 @@ export class Membership {
       }
     });
     const pool = parsePool(sn.pool);
-    const decision = policy.evaluate(
+    // The policy file, then operator admissions (admin/grants.ts).
+    const decision = admissionDecision(
+      tx,
+      policy,
       {
         identity: fp,
         supernet: sid,

@@ -112,7 +112,12 @@ export type Decision =
       /** The range addresses come from (CIDR, inside the Supernet pool); absent = whole pool. */
       range?: string;
     }
-  | { allow: false; reason: string };
+  | {
+      allow: false;
+      reason: string;
+      /** The rule that refused; absent when no rule matched (operator admissions may then decide, admin/grants.ts). */
+      rule?: string;
+    };
 
 interface CompiledRule extends PolicyRule {
   where: string;
@@ -388,6 +393,7 @@ export class Policy {
     if (rule.effect === 'deny') {
       return {
         allow: false,
+        rule: rule.name,
         reason: `${rule.where} denies identity ${req.identity} as node ${JSON.stringify(req.name)}`,
       };
     }
@@ -396,16 +402,19 @@ export class Policy {
       if (bad)
         return {
           allow: false,
+          rule: rule.name,
           reason: `${rule.where} does not allow channel ${bad} (channels: ${rule.channels.join(', ')})`,
         };
     }
     const addr = rule.address;
     if (addr && 'fixed' in addr) {
       const problem = vipProblem(pool, addr.fixed);
-      if (problem) return { allow: false, reason: `${rule.where} address.fixed: ${problem}` };
+      if (problem)
+        return { allow: false, rule: rule.name, reason: `${rule.where} address.fixed: ${problem}` };
       if (req.requestedVip !== undefined && req.requestedVip !== addr.fixed) {
         return {
           allow: false,
+          rule: rule.name,
           reason: `${rule.where} assigns ${addr.fixed}; requestedVip ${req.requestedVip} is not allowed`,
         };
       }
@@ -417,16 +426,18 @@ export class Policy {
       if (!poolContains(pool, range)) {
         return {
           allow: false,
+          rule: rule.name,
           reason: `${rule.where} address.pool ${range.text} is outside the Supernet pool ${pool.text}`,
         };
       }
     }
     if (req.requestedVip !== undefined) {
       const problem = vipProblem(pool, req.requestedVip);
-      if (problem) return { allow: false, reason: `requestedVip: ${problem}` };
+      if (problem) return { allow: false, rule: rule.name, reason: `requestedVip: ${problem}` };
       if (!inPool(range, req.requestedVip)) {
         return {
           allow: false,
+          rule: rule.name,
           reason: `${rule.where} assigns addresses from ${range.text}; requestedVip ${req.requestedVip} is outside it`,
         };
       }

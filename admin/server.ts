@@ -30,6 +30,8 @@ import { EventHub, streamKey } from './events.js';
 import { Membership, type Effects } from './membership.js';
 import { FlatKeyScheme } from './keys-flat.js';
 import { TreeKeyScheme } from './keys-tree.js';
+import { operatorRoutes } from './operator-routes.js';
+import { LiveStats } from './live.js';
 import type { GroupKeyScheme } from './keys.js';
 import {
   paramNodeName,
@@ -235,6 +237,21 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   r.get('/policy', operator, (ctx) => {
     const p = holder.current;
     json(ctx, 200, { source: p.source, hash: p.hash, loadedAt: p.loadedAt, policy: p.doc });
+  });
+
+  // Policy test, admissions, dissolve, storage roles, live views (admin/operator-routes.ts).
+  const live = new LiveStats();
+  operatorRoutes(r, {
+    operator,
+    nodeAuth,
+    json,
+    store: opts.store,
+    clock,
+    membership,
+    scheme,
+    holder,
+    events,
+    live,
   });
 
   const app = new Koa({ proxy: false });

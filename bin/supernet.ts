@@ -15,7 +15,17 @@ const PARTS: Array<{ module: string; exportName: string; words: string[] }> = [
   {
     module: '../admin/cli.js',
     exportName: 'adminCommands',
-    words: ['admin', 'supernet', 'channel', 'expel', 'nodes', 'audit', 'policy', 'storage-role'],
+    words: [
+      'admin',
+      'supernet',
+      'channel',
+      'expel',
+      'nodes',
+      'audit',
+      'policy',
+      'storage-role',
+      'admission',
+    ],
   },
   { module: '../fs/cli.js', exportName: 'fsCommands', words: ['fs'] },
   { module: '../fs/cli-storage.js', exportName: 'storageCommands', words: ['storage'] },

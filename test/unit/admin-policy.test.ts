@@ -45,6 +45,7 @@ describe('policy: the Figure 6 example of docs/policy.md', () => {
     });
     expect(ev(BIGDISK, '0x4711', 'bigdisk1', ['0x123', '0x01'])).toEqual({
       allow: false,
+      rule: 'bigdisk1-storage',
       reason:
         'rule "bigdisk1-storage" (supernets["0x4711"].rules[2]) does not allow channel 0x01 (channels: 0x123)',
     });
@@ -66,6 +67,7 @@ describe('policy: the Figure 6 example of docs/policy.md', () => {
     });
     expect(ev(ALICE_OLD, CAFE, 'a3', ['0x01'], PCAFE)).toEqual({
       allow: false,
+      rule: 'banned-laptop',
       reason: `rule "banned-laptop" (supernets["${CAFE}"].rules[0]) denies identity ${ALICE_OLD} as node "a3"`,
     });
     expect(ev(HUGEDISK, CAFE, 'hugedisk1', ['0x03'], PCAFE)).toMatchObject({ allow: false });
@@ -77,6 +79,7 @@ describe('policy: the Figure 6 example of docs/policy.md', () => {
     expect(ev(BOB, CAFE, 'b1', ['0x03'], PCAFE)).toEqual({ allow: true, rule: 'bob-b1' });
     expect(ev(ALICE, CAFE, 'a2', ['0x01'], PCAFE, '10.72.0.100')).toEqual({
       allow: false,
+      rule: 'alice-nodes',
       reason: `rule "alice-nodes" (supernets["${CAFE}"].rules[1]) assigns addresses from 10.72.0.0/26; requestedVip 10.72.0.100 is outside it`,
     });
     expect(ev(ALICE, CAFE, 'a2', ['0x01'], PCAFE, '10.72.0.20')).toEqual({
@@ -90,6 +93,7 @@ describe('policy: the Figure 6 example of docs/policy.md', () => {
     // The fixed address of 0x4711's bigdisk1 does not fit the pool of another Supernet.
     expect(ev(BIGDISK, '0x4711', 'bigdisk1', ['0x123'], PCAFE)).toEqual({
       allow: false,
+      rule: 'bigdisk1-storage',
       reason:
         'rule "bigdisk1-storage" (supernets["0x4711"].rules[2]) address.fixed: 10.71.17.10 is outside the pool 10.72.0.0/24',
     });
