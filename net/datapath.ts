@@ -107,6 +107,25 @@ export type Counters = Record<DropReason, number>;
 
 const MAX_DATAGRAM = 65535;
 
+/** Direction of a tapped packet: received (opened after arrival) or sent (before sealing). */
+export const TAP_RX = 1;
+export const TAP_TX = 2;
+
+/**
+ * Receives a copy-free view of every inner packet the packet path opens or
+ * seals (net/monitor.ts). It must not keep `buf`: the bytes are reused as
+ * soon as it returns. Null when nobody listens, so the cost is one compare.
+ */
+export type PacketTap = (
+  dir: typeof TAP_RX | typeof TAP_TX,
+  node: LocalNode,
+  channel: number,
+  epoch: number,
+  buf: Buffer,
+  off: number,
+  len: number,
+) => void;
+
 /** Called when a packet names an epoch newer than any we hold: our config is behind. */
 export type BehindHandler = (supernetKey: string, channel: number, epoch: number) => void;
 /** Called when an authenticated packet arrives from an endpoint other than the recorded one (roaming). */
@@ -117,6 +136,8 @@ export class Datapath {
   readonly drops: Counters = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Counters;
   /** Packets read from TUNs that were not IPv4 (e.g. stray IPv6) — dropped. */
   txNotIpv4 = 0;
+  /** The monitor's tap (net/monitor.ts), or null. */
+  tap: PacketTap | null = null;
   private readonly sealBuf = Buffer.alloc(MAX_DATAGRAM + SNSL_OVERHEAD);
   private readonly openBuf = Buffer.alloc(MAX_DATAGRAM);
   private readonly nonce = Buffer.alloc(NONCE_LEN);
@@ -175,15 +196,19 @@ export class Datapath {
       node.counters.txNoRoute++;
       return;
     }
-    const sealer = table.keyrings.get(peer.sendChannel)?.sealerFor(node.vip);
-    if (!sealer || sealer.exhausted) {
+    const ring = table.keyrings.get(peer.sendChannel);
+    const sealer = ring?.sealerFor(node.vip);
+    if (!ring || !sealer || sealer.exhausted) {
       node.counters.txNoKey++;
       return;
     }
+    if (this.tap !== null) this.tap(TAP_TX, node, peer.sendChannel, ring.current, buf, off, len);
     const n = sealer.seal(buf, off, len, this.sealBuf, 0);
     this.bind.send(this.sealBuf, 0, n, peer.addr, peer.port);
     node.counters.txPackets++;
     node.counters.txBytes += len;
+    ring.traffic.txPackets++;
+    ring.traffic.txBytes += len;
   }
 
   private drop(reason: DropReason): void {
@@ -253,17 +278,21 @@ export class Datapath {
       const addr = b.addrs[i]!;
       const port = b.ports[i]!;
       const dstNode = table.nodes.get(dst);
-      if (dstNode) {
-        this.deliver(dstNode, channel, sender, inner, plainLen, addr, port);
-        continue;
-      }
       let any = false;
-      for (const n of table.nodes.values()) {
-        if (isGroupAddress(dst, n.pool) && n.vip !== sender) {
-          any = this.deliver(n, channel, sender, inner, plainLen, addr, port) || any;
+      if (dstNode) {
+        any = this.deliver(dstNode, channel, epoch, sender, inner, plainLen, addr, port);
+      } else {
+        for (const n of table.nodes.values()) {
+          if (isGroupAddress(dst, n.pool) && n.vip !== sender) {
+            any = this.deliver(n, channel, epoch, sender, inner, plainLen, addr, port) || any;
+          }
         }
+        if (!any) this.drop('no_route');
       }
-      if (!any) this.drop('no_route');
+      if (any) {
+        ring.traffic.rxPackets++;
+        ring.traffic.rxBytes += plainLen;
+      }
     }
     for (const n of this.staged) this.flushStage(n);
     this.staged.length = 0;
@@ -286,6 +315,7 @@ export class Datapath {
   private deliver(
     node: LocalNode,
     channel: number,
+    epoch: number,
     sender: number,
     inner: Buffer,
     len: number,
@@ -308,6 +338,7 @@ export class Datapath {
     if (st.count === STAGE_PACKETS || st.used + len > st.buf.length) this.flushStage(node);
     if (st.count === 0) this.staged.push(node);
     inner.copy(st.buf, st.used, 0, len);
+    if (this.tap !== null) this.tap(TAP_RX, node, channel, epoch, inner, 0, len);
     st.offsets[st.count] = st.used;
     st.lengths[st.count] = len;
     st.count++;

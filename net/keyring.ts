@@ -143,12 +143,22 @@ export interface EpochKey {
   senders: Map<number, SenderState>;
 }
 
+/** Inner packets and bytes sealed and opened on one channel by this host (monitor, metrics). */
+export interface ChannelTraffic {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}
+
 /**
  * Every epoch key the agent holds for one (Supernet, channel), the sealers of
  * its local nodes, and the receive state of remote senders.
  */
 export class ChannelKeyring {
   readonly epochs = new Map<number, EpochKey>();
+  /** Counted by the packet path (net/datapath.ts); lives as long as the keyring. */
+  readonly traffic: ChannelTraffic = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
   current = 0;
   private sealers = new Map<number, Sealer>(); // by local sender vip, for the current epoch
 
