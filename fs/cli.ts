@@ -9,7 +9,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CliError, EXIT, type Command, type ExitCode } from '../bin/cli-kit.js';
-import { DirStore } from './store.js';
+import { backingArg, storeFor } from './store-nfs.js';
+import { runInNode } from './cli-storage.js';
 import { FileAnchor } from './anchor.js';
 import { Keyring, readKeyFile, writeKeyFile } from './keys.js';
 import { newId } from './format.js';
@@ -17,6 +18,7 @@ import { Volume } from './volume.js';
 import { VolumeError, type VolumeErrorKind } from './errors.js';
 import {
   control,
+  daemonEnv,
   defaultStateRoot,
   isMounted,
   openVolume,
@@ -121,11 +123,10 @@ function keyOf(p: Parsed, usage: string): string {
 async function init(argv: string[]): Promise<number> {
   const p = parse(argv, ['key', 'state', 'uid', 'gid'], [], INIT_USAGE);
   need(p, 1, INIT_USAGE);
-  const backing = resolve(p.pos[0]!);
+  const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, INIT_USAGE);
-  await mkdir(backing, { recursive: true, mode: 0o700 });
-  const entries = (await readdir(backing)).filter((e) => e !== 'lost+found');
-  if (entries.length) throw new CliError(EXIT.USAGE, `${backing} is not empty`);
+  const store = await storeFor(backing);
+  if (!(await store.isEmpty())) throw new CliError(EXIT.USAGE, `${backing} is not empty`);
   if (
     await stat(keyFile).then(
       () => true,
@@ -139,7 +140,6 @@ async function init(argv: string[]): Promise<number> {
   const fh = await open(keyFile, 'wx', 0o600);
   await fh.close();
   await writeKeyFile(keyFile, keyring);
-  const store = new DirStore(backing);
   await store.init();
   const state = statePaths(str(p, 'state') ?? resolve(defaultStateRoot(), vid));
   const anchor = new FileAnchor(state.anchor, vid);
@@ -158,7 +158,7 @@ const daemonPath = (): string => fileURLToPath(new URL('./daemon.js', import.met
 async function mount(argv: string[]): Promise<number> {
   const p = parse(argv, ['key', 'state'], ['foreground', 'allow-other', 'debug'], MOUNT_USAGE);
   need(p, 2, MOUNT_USAGE);
-  const backing = resolve(p.pos[0]!);
+  const backing = backingArg(p.pos[0]!);
   const mountpoint = resolve(p.pos[1]!);
   const keyFile = keyOf(p, MOUNT_USAGE);
   const state = await resolveState(backing, str(p, 'state'));
@@ -175,6 +175,7 @@ async function mount(argv: string[]): Promise<number> {
     ? 'inherit'
     : await open(resolve(state.dir, 'mount.log'), 'a', 0o600);
   const child = spawn(process.execPath, [daemonPath(), JSON.stringify(args)], {
+    env: daemonEnv(),
     detached: !p.opts.has('foreground'),
     stdio: ['ignore', 'ignore', typeof logFd === 'string' ? logFd : logFd.fd, 'ipc'],
   });
@@ -246,7 +247,7 @@ async function daemonsFor(mnt: string): Promise<number[]> {
 async function check(argv: string[]): Promise<number> {
   const p = parse(argv, ['key', 'state'], ['json'], CHECK_USAGE);
   need(p, 1, CHECK_USAGE);
-  const backing = resolve(p.pos[0]!);
+  const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, CHECK_USAGE);
   const state = await resolveState(backing, str(p, 'state'));
   const live = await runningMount(state);
@@ -282,7 +283,7 @@ async function check(argv: string[]): Promise<number> {
 async function rekey(argv: string[]): Promise<number> {
   const p = parse(argv, ['key', 'state'], [], REKEY_USAGE);
   need(p, 1, REKEY_USAGE);
-  const backing = resolve(p.pos[0]!);
+  const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, REKEY_USAGE);
   const state = await resolveState(backing, str(p, 'state'));
   const keyring = await readKeyFile(keyFile);
@@ -320,12 +321,12 @@ export const fsCommands: Record<string, Command> = {
   'fs init': {
     summary: 'create an encrypted volume in an empty directory',
     usage: INIT_USAGE,
-    run: (a) => guarded('fs init', () => init(a)),
+    run: (a) => guarded('fs init', async () => (await runInNode('fs init', a)) ?? init(a)),
   },
   'fs mount': {
     summary: 'mount an encrypted volume (FUSE)',
     usage: MOUNT_USAGE,
-    run: (a) => guarded('fs mount', () => mount(a)),
+    run: (a) => guarded('fs mount', async () => (await runInNode('fs mount', a)) ?? mount(a)),
   },
   'fs unmount': {
     summary: 'unmount a volume after committing it',
@@ -335,11 +336,11 @@ export const fsCommands: Record<string, Command> = {
   'fs check': {
     summary: 'verify every object of a volume; report damage',
     usage: CHECK_USAGE,
-    run: (a) => guarded('fs check', () => check(a)),
+    run: (a) => guarded('fs check', async () => (await runInNode('fs check', a)) ?? check(a)),
   },
   'fs rekey': {
     summary: 're-encrypt a volume under a new key epoch (resumable)',
     usage: REKEY_USAGE,
-    run: (a) => guarded('fs rekey', () => rekey(a)),
+    run: (a) => guarded('fs rekey', async () => (await runInNode('fs rekey', a)) ?? rekey(a)),
   },
 };

@@ -14,9 +14,11 @@ import {
   createHmac,
   hkdfSync,
   randomBytes,
+  randomFillSync,
   timingSafeEqual,
 } from 'node:crypto';
 import { IntegrityError, VolumeError } from './errors.js';
+import { type AeadAddon, aeadAddon } from './native/aead.js';
 
 // ---- object envelope -------------------------------------------------------
 
@@ -141,6 +143,108 @@ export function newId(): Buffer {
 }
 
 /**
+ * Largest piece handed to one cipher update. node:crypto allocates a fresh
+ * output buffer per update; pieces this small come from malloc's reused heap
+ * instead of fresh mmap'd pages, whose first-touch faults cost more than the
+ * AES itself on a virtual machine (docs/storage.md, "Speed").
+ */
+export const CRYPT_PIECE = 64 * 1024;
+const ZEROS = Buffer.alloc(CRYPT_PIECE);
+let native: AeadAddon | null = aeadAddon();
+
+/**
+ * Which AEAD implementation seals and opens objects: the native addon
+ * (fs/native, no allocation per object) when it is built, else node:crypto.
+ * Both produce the same bytes; passing `which` switches (for tests).
+ */
+export function aeadBackend(which?: 'native' | 'node'): 'native' | 'node' {
+  if (which === 'node') native = null;
+  else if (which === 'native') {
+    native = aeadAddon();
+    if (!native) throw new Error('the native AEAD addon is not built (fs/native)');
+  }
+  return native ? 'native' : 'node';
+}
+// Scratch space of the synchronous seal/open below (never held across an await).
+const scratchAad = Buffer.alloc(AAD_LEN);
+const scratchTrailer = Buffer.alloc(LEN_TRAILER);
+
+/** Runs `src` through `c` in {@link CRYPT_PIECE}s, writing the output to `dst` at `at`. */
+function cryptPieces(
+  c: { update(b: Buffer): Buffer },
+  src: Buffer,
+  dst: Buffer,
+  at: number,
+): number {
+  for (let p = 0; p < src.length; p += CRYPT_PIECE) {
+    const piece = src.length - p > CRYPT_PIECE ? src.subarray(p, p + CRYPT_PIECE) : src.subarray(p);
+    at += c.update(piece).copy(dst, at);
+  }
+  return at;
+}
+
+/**
+ * Seals `payload` as an object of `kind` at `binding` under `epochKey` into
+ * `out`, which must hold at least `objectSize(bucketFor(payload.length))`
+ * bytes. Returns the ref that pins the object and its stored size (the first
+ * `size` bytes of `out`).
+ */
+export function sealObjectInto(
+  out: Buffer,
+  epoch: number,
+  epochKey: Buffer,
+  kind: Kind,
+  id: Buffer,
+  binding: Binding,
+  payload: Buffer,
+): { ref: Ref; size: number } {
+  const bucket = bucketFor(payload.length);
+  const size = objectSize(bucket);
+  if (out.length < size) throw new RangeError(`seal buffer of ${out.length} < ${size} bytes`);
+  const dv = new DataView(out.buffer, out.byteOffset, size);
+  dv.setUint32(OFF_MAGIC, OBJ_MAGIC);
+  dv.setUint8(OFF_FORMAT, OBJ_FORMAT);
+  dv.setUint8(OFF_KIND, kind);
+  dv.setUint16(OFF_RESERVED, 0);
+  dv.setUint32(OFF_EPOCH, epoch);
+  randomFillSync(out, OFF_NONCE, NONCE_LEN);
+  writeAad(scratchAad, out, id, binding);
+  scratchTrailer.writeUInt32BE(payload.length);
+  if (native) {
+    native.seal(
+      epochKey,
+      id,
+      OBJ_INFO,
+      out.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN),
+      scratchAad,
+      payload,
+      bucket - payload.length,
+      scratchTrailer,
+      out,
+      HEADER_LEN,
+    );
+    return { ref: { id, tag: Buffer.from(out.subarray(size - TAG_LEN, size)), epoch }, size };
+  }
+  const c = createCipheriv(
+    'aes-256-gcm',
+    objectKey(epochKey, id),
+    out.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN),
+  );
+  c.setAAD(scratchAad);
+  let o = cryptPieces(c, payload, out, HEADER_LEN);
+  for (let pad = bucket - payload.length; pad > 0;) {
+    const k = Math.min(pad, CRYPT_PIECE);
+    o += c.update(ZEROS.subarray(0, k)).copy(out, o);
+    pad -= k;
+  }
+  o += c.update(scratchTrailer).copy(out, o);
+  o += c.final().copy(out, o);
+  const tag = c.getAuthTag();
+  tag.copy(out, o);
+  return { ref: { id, tag, epoch }, size };
+}
+
+/**
  * Seals `payload` as an object of `kind` at `binding` under `epochKey`.
  * Returns the stored bytes and the ref that pins them.
  */
@@ -152,54 +256,38 @@ export function sealObject(
   binding: Binding,
   payload: Buffer,
 ): { data: Buffer; ref: Ref } {
-  const bucket = bucketFor(payload.length);
-  const out = Buffer.allocUnsafe(objectSize(bucket));
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  dv.setUint32(OFF_MAGIC, OBJ_MAGIC);
-  dv.setUint8(OFF_FORMAT, OBJ_FORMAT);
-  dv.setUint8(OFF_KIND, kind);
-  dv.setUint16(OFF_RESERVED, 0);
-  dv.setUint32(OFF_EPOCH, epoch);
-  const nonce = randomBytes(NONCE_LEN);
-  nonce.copy(out, OFF_NONCE);
-  const aad = Buffer.allocUnsafe(AAD_LEN);
-  writeAad(aad, out, id, binding);
-  const c = createCipheriv('aes-256-gcm', objectKey(epochKey, id), nonce);
-  c.setAAD(aad);
-  let o = HEADER_LEN;
-  o += c.update(payload).copy(out, o);
-  const padLen = bucket - payload.length;
-  if (padLen > 0) o += c.update(Buffer.alloc(padLen)).copy(out, o);
-  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
-  trailer.writeUInt32BE(payload.length);
-  o += c.update(trailer).copy(out, o);
-  o += c.final().copy(out, o);
-  const tag = c.getAuthTag();
-  tag.copy(out, o);
-  return { data: out, ref: { id, tag: Buffer.from(tag), epoch } };
+  const out = Buffer.allocUnsafe(objectSize(bucketFor(payload.length)));
+  const { ref } = sealObjectInto(out, epoch, epochKey, kind, id, binding, payload);
+  return { data: out, ref };
 }
 
 /** Looks up the key of an epoch (or null when the keyring lacks it). */
 export type KeyLookup = (epoch: number) => Buffer | null;
 
 /**
- * Verifies and opens a stored object against the ref that pins it. Any
- * mismatch (size, header, kind, epoch, tag, AAD) is an {@link IntegrityError}:
- * authentication happens before any plaintext is used.
+ * Verifies and opens a stored object against the ref that pins it, writing
+ * the plaintext (payload, then zero padding up to the bucket) into `dst`,
+ * which must hold the object's bucket ({@link objectBucket}). Returns the
+ * payload length. Any mismatch (size,
+ * header, kind, epoch, tag, AAD) is an {@link IntegrityError}, and `dst` is
+ * then wiped: nothing decrypted from an object that fails authentication is
+ * ever used.
  */
-export function openObject(
+export function openObjectInto(
   keys: KeyLookup,
   kind: Kind,
   ref: Ref,
   binding: Binding,
   data: Buffer,
-): Buffer {
+  dst: Buffer,
+): number {
   const name = idName(ref.id);
   if (data.length < objectSize(MIN_BUCKET))
     throw new IntegrityError(name, `truncated (${data.length} bytes)`);
   const bucket = data.length - HEADER_LEN - LEN_TRAILER - TAG_LEN;
   if ((bucket & (bucket - 1)) !== 0 || bucket > MAX_PAYLOAD)
     throw new IntegrityError(name, `size ${data.length} is not an object size`);
+  if (dst.length < bucket) throw new RangeError(`open buffer of ${dst.length} < ${bucket} bytes`);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   if (dv.getUint32(OFF_MAGIC) !== OBJ_MAGIC) throw new IntegrityError(name, 'bad magic');
   if (dv.getUint8(OFF_FORMAT) !== OBJ_FORMAT)
@@ -213,25 +301,65 @@ export function openObject(
     throw new IntegrityError(name, 'tag differs from the one its parent pins');
   const key = keys(epoch);
   if (!key) throw new IntegrityError(name, `no key for epoch ${epoch}`);
-  const aad = Buffer.allocUnsafe(AAD_LEN);
-  writeAad(aad, data, ref.id, binding);
-  const d = createDecipheriv(
-    'aes-256-gcm',
-    objectKey(key, ref.id),
-    data.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN),
-  );
-  d.setAAD(aad);
-  d.setAuthTag(tagStored);
-  const plain = d.update(data.subarray(HEADER_LEN, data.length - TAG_LEN));
-  try {
-    d.final();
-  } catch {
-    throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+  writeAad(scratchAad, data, ref.id, binding);
+  const body = HEADER_LEN + bucket;
+  const nonce = data.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN);
+  if (native) {
+    const ct = data.subarray(HEADER_LEN, body + LEN_TRAILER);
+    if (
+      !native.open(
+        key,
+        ref.id,
+        OBJ_INFO,
+        nonce,
+        scratchAad,
+        ct,
+        tagStored,
+        dst.subarray(0, bucket),
+        scratchTrailer,
+      )
+    )
+      throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+  } else {
+    const d = createDecipheriv('aes-256-gcm', objectKey(key, ref.id), nonce);
+    d.setAAD(scratchAad);
+    d.setAuthTag(tagStored);
+    cryptPieces(d, data.subarray(HEADER_LEN, body), dst, 0);
+    d.update(data.subarray(body, body + LEN_TRAILER)).copy(scratchTrailer);
+    try {
+      d.final();
+    } catch {
+      dst.fill(0, 0, bucket);
+      throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+    }
   }
-  const len = plain.readUInt32BE(plain.length - LEN_TRAILER);
-  if (len > bucket || bucketFor(Math.max(len, 1)) !== bucket)
+  const len = scratchTrailer.readUInt32BE(0);
+  if (len > bucket || bucketFor(Math.max(len, 1)) !== bucket) {
+    dst.fill(0, 0, bucket);
     throw new IntegrityError(name, `sealed length ${len} does not fit bucket ${bucket}`);
-  return plain.subarray(0, len);
+  }
+  return len;
+}
+
+/** The padding bucket of a stored object of `size` bytes (not checked: {@link openObjectInto} does). */
+export function objectBucket(size: number): number {
+  return size - HEADER_LEN - LEN_TRAILER - TAG_LEN;
+}
+
+/**
+ * Verifies and opens a stored object against the ref that pins it; returns
+ * the payload. Errors as {@link openObjectInto}.
+ */
+export function openObject(
+  keys: KeyLookup,
+  kind: Kind,
+  ref: Ref,
+  binding: Binding,
+  data: Buffer,
+): Buffer {
+  const dst = Buffer.allocUnsafe(Math.max(0, objectBucket(data.length)));
+  const len = openObjectInto(keys, kind, ref, binding, data, dst);
+  return dst.subarray(0, len);
 }
 
 /** The epoch of a stored object, read from its clear header (null if it is no object). */

@@ -16,7 +16,8 @@ const COUNT_LEN = 4;
 /** What a tree needs from the volume: verified loads, sealed writes, garbage. */
 export interface TreeHost {
   loadNode(ref: Ref, b: Binding): Promise<Buffer>;
-  writeNode(payload: Buffer, b: Binding): Promise<Ref>;
+  /** Seals a node as a new object (its put may still be in flight). */
+  writeNode(payload: Buffer, b: Binding): Ref;
   garbage(ref: Ref): void;
 }
 
@@ -290,7 +291,7 @@ export class RefTree {
         const empty = !node.refs.some((r) => r);
         let ref: Ref | null = null;
         if (!empty)
-          ref = await this.host.writeNode(encodeNode(node.refs), {
+          ref = this.host.writeNode(encodeNode(node.refs), {
             owner: this.owner,
             level,
             index: i,

@@ -6,10 +6,10 @@
  * `superblock`.
  */
 import { mkdir, open, readdir, readFile, rename, rm, statfs, unlink } from 'node:fs/promises';
+import * as fsc from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 /** Capacity numbers of the provider, as statfs(2) reports them. */
 export interface StoreStat {
@@ -23,9 +23,19 @@ export interface ObjectStore {
   /** The blob `name`, or null when it does not exist. */
   get(name: string): Promise<Buffer | null>;
   /**
+   * Optional, for stores that can read without allocating: reads the blob
+   * `name` into `buf` and returns how many bytes it has read (at most
+   * `buf.length`: a longer blob fills `buf`, so callers pass one byte more
+   * than the largest blob they accept), or null when it does not exist.
+   * Without it, the engine calls {@link get}.
+   */
+  getInto?(name: string, buf: Buffer): Promise<number | null>;
+  /**
    * Stores `data` under `name` so that readers see either nothing (or the
    * previous blob) or all of it, never a part. With `durable`, it is on
    * stable storage when the promise resolves; otherwise only after {@link sync}.
+   * `data` is lent only until the promise settles: the engine reuses the
+   * buffer afterwards, so a store that needs the bytes later copies them.
    */
   put(name: string, data: Buffer, durable?: boolean): Promise<void>;
   /** Makes earlier non-durable puts of `names` durable. */
@@ -42,7 +52,6 @@ export interface ObjectStore {
 const OBJ_NAME = /^[0-9a-f]{32}$/;
 /** Above this many objects per commit, {@link DirStore.sync} uses one syncfs. */
 const SYNCFS_ABOVE = 16;
-const execp = promisify(execFile);
 const SPECIAL = new Set(['volume', 'superblock']);
 
 function checkName(name: string): void {
@@ -63,6 +72,82 @@ export async function inParallel<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+// Callback fs calls as promises: cheaper per call than FileHandle objects,
+// which matters at one open/read/close per 256 KiB object.
+const fopen = (path: string, flags: number, mode?: number): Promise<number> =>
+  new Promise((res, rej) => fsc.open(path, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
+const fclose = (fd: number): Promise<void> =>
+  new Promise((res, rej) => fsc.close(fd, (e) => (e ? rej(e) : res())));
+const fread = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
+  new Promise((res, rej) => fsc.read(fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+const fwrite = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
+  new Promise((res, rej) => fsc.write(fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+const fdatasync = (fd: number): Promise<void> =>
+  new Promise((res, rej) => fsc.fdatasync(fd, (e) => (e ? rej(e) : res())));
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fsc.constants;
+
+/**
+ * syncfs(2) of a folder's filesystem, which Node does not offer: `sync -f`.
+ * Spawning it from the mount daemon would fork a process of hundreds of MiB
+ * per commit (page tables copied, every page copy-on-write afterwards), so
+ * one small long-lived shell forks it instead, on request, one at a time.
+ */
+class SyncFs {
+  private sh: ChildProcessWithoutNullStreams | null = null;
+  private waiting: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+  private out = '';
+
+  private start(): ChildProcessWithoutNullStreams {
+    const sh = spawn(
+      'sh',
+      ['-c', 'while IFS= read -r d; do if sync -f -- "$d"; then echo ok; else echo fail; fi; done'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    sh.stdout.setEncoding('utf8');
+    sh.stdout.on('data', (d: string) => {
+      this.out += d;
+      for (let nl; (nl = this.out.indexOf('\n')) >= 0;) {
+        const line = this.out.slice(0, nl);
+        this.out = this.out.slice(nl + 1);
+        const w = this.waiting.shift();
+        if (line === 'ok') w?.ok();
+        else w?.fail(new Error('sync -f failed'));
+      }
+      this.idle();
+    });
+    sh.stderr.resume();
+    const gone = (why: string): void => {
+      if (this.sh !== sh) return;
+      this.sh = null;
+      for (const w of this.waiting.splice(0)) w.fail(new Error(`sync helper ${why}`));
+    };
+    sh.on('error', (e) => gone(`failed: ${e.message}`));
+    sh.on('exit', (code) => gone(`exited ${code}`));
+    sh.stdin.on('error', () => gone('lost its input'));
+    return sh;
+  }
+
+  /** Keeps the process alive only while a sync is pending. */
+  private idle(): void {
+    const sh = this.sh;
+    if (!sh) return;
+    const busy = this.waiting.length > 0;
+    for (const h of [sh, sh.stdin, sh.stdout, sh.stderr] as Array<{ ref(): void; unref(): void }>)
+      if (busy) h.ref();
+      else h.unref();
+  }
+
+  run(dir: string): Promise<void> {
+    if (dir.includes('\n')) return Promise.reject(new Error('folder name with a newline'));
+    this.sh ??= this.start();
+    const sh = this.sh;
+    const p = new Promise<void>((ok, fail) => this.waiting.push({ ok, fail }));
+    this.idle();
+    sh.stdin.write(dir + '\n');
+    return p;
+  }
+}
+
 /**
  * A directory on a local or kernel-mounted filesystem:
  * `DIR/volume`, `DIR/superblock`, `DIR/objects/<id>`. Puts write a temporary
@@ -70,6 +155,7 @@ export async function inParallel<T>(
  */
 export class DirStore implements ObjectStore {
   readonly objects: string;
+  private syncfs = new SyncFs();
   constructor(readonly root: string) {
     this.objects = join(root, 'objects');
   }
@@ -93,8 +179,35 @@ export class DirStore implements ObjectStore {
     }
   }
 
+  async getInto(name: string, buf: Buffer): Promise<number | null> {
+    checkName(name);
+    let fd: number;
+    try {
+      fd = await fopen(this.path(name), O_RDONLY);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      // A read of a regular file returns less than asked only at its end, so
+      // a short read needs no second one to see EOF. (Were it ever short
+      // elsewhere, the object would fail verification: EIO, not wrong data.)
+      let got = 0;
+      while (got < buf.length) {
+        const want = buf.length - got;
+        const n = await fread(fd, buf, got, want, got);
+        got += n;
+        if (n < want) break;
+      }
+      return got;
+    } finally {
+      await fclose(fd);
+    }
+  }
+
   async put(name: string, data: Buffer, durable = false): Promise<void> {
     checkName(name);
+    if (!SPECIAL.has(name)) return this.putObject(name, data, durable);
     const final = this.path(name);
     const dir = SPECIAL.has(name) ? this.root : this.objects;
     const tmp = join(dir, `.tmp-${name}-${randomBytes(6).toString('hex')}`);
@@ -107,6 +220,26 @@ export class DirStore implements ObjectStore {
     }
     await rename(tmp, final);
     if (durable) await this.syncDir(dir);
+  }
+
+  /**
+   * Objects are written in place, without a temporary name: their ids are
+   * fresh and never reused, and no superblock references one before the
+   * commit has synced it, so a put torn by a crash leaves an unreferenced
+   * object that the next mount sweeps (docs/storage.md, "Commit protocol").
+   * Engine readers never see a put in flight (fs/objects.ts serves it from
+   * memory). O_EXCL: an id is never written twice.
+   */
+  private async putObject(name: string, data: Buffer, durable: boolean): Promise<void> {
+    const fd = await fopen(this.path(name), O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    try {
+      for (let off = 0; off < data.length;)
+        off += await fwrite(fd, data, off, data.length - off, off);
+      if (durable) await fdatasync(fd);
+    } finally {
+      await fclose(fd);
+    }
+    if (durable) await this.syncDir(this.objects);
   }
 
   private async syncDir(dir: string): Promise<void> {
@@ -122,7 +255,7 @@ export class DirStore implements ObjectStore {
     if (names.length > SYNCFS_ABOVE) {
       // Many objects: one syncfs(2) of the backing filesystem (sync -f) costs
       // far less than an fdatasync per object.
-      await execp('sync', ['-f', this.objects]);
+      await this.syncfs.run(this.objects);
       await this.syncDir(this.objects);
       return;
     }
@@ -183,6 +316,11 @@ export class MemStore implements ObjectStore {
     checkName(name);
     const b = this.blobs.get(name);
     return b ? Buffer.from(b) : null;
+  }
+  async getInto(name: string, buf: Buffer): Promise<number | null> {
+    checkName(name);
+    const b = this.blobs.get(name);
+    return b ? b.copy(buf, 0, 0, Math.min(b.length, buf.length)) : null;
   }
   async put(name: string, data: Buffer): Promise<void> {
     checkName(name);

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import {
   CHUNK_SIZE,
-  bucketFor,
+  MAX_PAYLOAD,
   Kind,
   type Binding,
   type Ref,
@@ -28,8 +28,10 @@ import {
   encodeVolumeHeader,
   idName,
   keyCheck,
-  newId,
+  objectBucket,
+  objectSize,
   openObject,
+  openObjectInto,
   sealObject,
   TAG_LEN,
   OFF_EPOCH,
@@ -57,6 +59,8 @@ import {
   encodePage,
 } from './inode.js';
 import { RwLock } from './lock.js';
+import { BufferPool } from './bufpool.js';
+import { ObjectIO, type PutBatch } from './objects.js';
 import { type Logger, nullLogger } from './log.js';
 import { timingSafeEqual } from 'node:crypto';
 
@@ -69,6 +73,10 @@ export interface VolumeOptions {
   dirtyBytes?: number;
   /** Commit at most this long after the first change (0 = only on fsync/close). */
   commitIntervalMs?: number;
+  /** Sealed objects whose put is still running, bytes, before writers wait. */
+  inflightBytes?: number;
+  /** Chunks loaded ahead of a sequential reader. */
+  readAheadChunks?: number;
   now?: () => number;
 }
 
@@ -95,13 +103,34 @@ interface Chunk {
   dirty: boolean;
 }
 
+/** A chunk object read ahead, outside the lock, not yet in the cache. */
+interface Prefetched {
+  ref: Ref;
+  buf: Buffer;
+  len: number;
+  /** Adopted into the cache: the buffer is the chunk's now. */
+  taken: boolean;
+}
+
+/**
+ * A chunk load in progress. Loads by operations (under the volume lock) put
+ * the chunk into the cache themselves; read-ahead loads run outside the lock
+ * and only hand over what they fetched, which whoever holds the lock may
+ * adopt after checking it is still what the file holds.
+ */
+type Load =
+  | { quiet: false; promise: Promise<Chunk | null> }
+  | { quiet: true; gen: number; promise: Promise<Prefetched | null> };
+
 class Inode {
   dirty = false;
   dir: Map<string, number> | null = null;
   dirDirty = false;
   chunks = new Map<number, Chunk>();
-  loading = new Map<number, Promise<Chunk | null>>();
+  loading = new Map<number, Load>();
   open = 0;
+  /** End of the furthest read so far (read-ahead follows it). */
+  readEnd = 0;
   constructor(
     public rec: InodeRecord,
     public tree: RefTree,
@@ -110,6 +139,11 @@ class Inode {
     return (this.rec.mode & S_IFMT) === S_IFDIR;
   }
 }
+
+/** The buffer of a chunk that holds nothing yet. */
+const EMPTY = Buffer.alloc(0);
+/** Smallest buffer a written chunk gets. */
+const MIN_CHUNK_BUF = 4096;
 
 const pageOf = (ino: number): number => Math.floor(ino / INODES_PER_PAGE);
 const superHash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
@@ -157,7 +191,6 @@ export class Volume {
   private dirtyPages = new Set<number>();
   private deleted = new Set<Inode>();
   private garbage: Ref[] = [];
-  private unsynced = new Set<string>();
   private lru = new Map<string, [Inode, number]>();
   private cleanBytes = 0;
   private dirtyBytesNow = 0;
@@ -166,6 +199,18 @@ export class Volume {
   private timer: NodeJS.Timeout | null = null;
   private failed: Error | null = null;
   private treeHost: TreeHost;
+  private pool: BufferPool;
+  /** Full-size chunk buffers, reused (see fs/bufpool.ts). */
+  private chunkPool: BufferPool;
+  private io: ObjectIO;
+  private readAhead: number;
+  /** Bumped by dropCaches: read-ahead started before it is not adopted. */
+  private cacheGen = 0;
+  /** commit() calls, one after another. */
+  private commitQueue: Promise<void> = Promise.resolve();
+  /** The durable part of the newest commit (rejects if it failed), and a never-rejecting copy to chain on. */
+  private lastDurable: Promise<void> = Promise.resolve();
+  private persisting: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly store: ObjectStore,
@@ -181,6 +226,11 @@ export class Volume {
     this.dirtyLimit = opts.dirtyBytes ?? 32 * 1024 * 1024;
     this.interval = opts.commitIntervalMs ?? 2000;
     this.now = opts.now ?? Date.now;
+    this.readAhead = opts.readAheadChunks ?? 4;
+    const inflight = opts.inflightBytes ?? 32 * 1024 * 1024;
+    this.pool = new BufferPool(inflight + 16 * objectSize(CHUNK_SIZE));
+    this.io = new ObjectIO(store, this.pool, inflight);
+    this.chunkPool = new BufferPool(16 * CHUNK_SIZE);
     this.treeHost = {
       loadNode: (ref, b) => this.loadObject(Kind.Node, ref, b),
       writeNode: (payload, b) => this.writeObject(Kind.Node, b, payload),
@@ -311,28 +361,58 @@ export class Volume {
   }
 
   /** Fetches and verifies an object; missing or bad objects are logged IntegrityErrors. */
-  private async loadObject(kind: Kind, ref: Ref, b: Binding): Promise<Buffer> {
+  private loadObject(kind: Kind, ref: Ref, b: Binding): Promise<Buffer> {
     const name = idName(ref.id);
-    const data = await this.store.get(name);
-    if (!data)
-      throw this.integrity(new IntegrityError(name, 'missing (deleted by the provider?)'), {
-        ...b,
-      });
-    try {
-      return openObject(this.keyLookup, kind, ref, b, data);
-    } catch (e) {
-      if (e instanceof IntegrityError) throw this.integrity(e, { ...b });
-      throw e;
-    }
+    return this.io.fetch(name, objectSize(MAX_PAYLOAD), (data) => {
+      try {
+        if (!data) throw new IntegrityError(name, 'missing (deleted by the provider?)');
+        return openObject(this.keyLookup, kind, ref, b, data);
+      } catch (e) {
+        if (e instanceof IntegrityError) throw this.integrity(e, { ...b });
+        throw e;
+      }
+    });
   }
 
-  private async writeObject(kind: Kind, b: Binding, payload: Buffer): Promise<Ref> {
+  /**
+   * Fetches and verifies chunk `index` of inode `owner` straight into a
+   * buffer of its bucket. `quiet` (read-ahead) neither logs nor counts a
+   * failure: the read that needs the chunk loads it again and reports.
+   */
+  private loadChunkObject(
+    owner: number,
+    index: number,
+    ref: Ref,
+    quiet: boolean,
+  ): Promise<{ buf: Buffer; len: number }> {
+    const name = idName(ref.id);
+    const b: Binding = { owner, level: 0, index };
+    const max = objectSize(CHUNK_SIZE);
+    return this.io.fetch(name, max, (data) => {
+      try {
+        if (!data) throw new IntegrityError(name, 'missing (deleted by the provider?)');
+        if (data.length > max)
+          throw new IntegrityError(name, `size ${data.length} exceeds a chunk object's`);
+        // openObjectInto checks the size before it touches the buffer.
+        const buf = this.chunkBuf(Math.min(CHUNK_SIZE, Math.max(0, objectBucket(data.length))));
+        try {
+          return { buf, len: openObjectInto(this.keyLookup, Kind.Chunk, ref, b, data, buf) };
+        } catch (e) {
+          this.freeChunkBuf(buf);
+          throw e;
+        }
+      } catch (e) {
+        if (e instanceof IntegrityError && !quiet) throw this.integrity(e, { ...b });
+        throw e;
+      }
+    });
+  }
+
+  /** Seals `payload` as a new object; its put runs in the background (fs/objects.ts). */
+  private writeObject(kind: Kind, b: Binding, payload: Buffer): Ref {
     if (this.readOnly) throw new FsErrno('EROFS');
     const epoch = this.sb.epoch;
-    const { data, ref } = sealObject(epoch, this.keyring.key(epoch)!, kind, newId(), b, payload);
-    const name = idName(ref.id);
-    await this.store.put(name, data);
-    this.unsynced.add(name);
+    const ref = this.io.write(epoch, this.keyring.key(epoch)!, kind, b, payload);
     this.counters.objectsWritten++;
     return ref;
   }
@@ -518,62 +598,172 @@ export class Volume {
     return `${n.rec.ino}/${i}`;
   }
 
+  /**
+   * Chunk `i` of `n` from the cache, loading it if needed; null for a hole
+   * (unless `forWrite`, which gets an empty chunk to fill). Call with the
+   * volume lock held. `whole`: the caller overwrites all of it, so the
+   * stored one need not be read.
+   */
   private async chunk(
     n: Inode,
     i: number,
     forWrite: boolean,
     whole = false,
+    use?: (c: Chunk | null) => void,
   ): Promise<Chunk | null> {
-    const c = n.chunks.get(i);
-    if (c) {
-      if (!c.dirty) {
-        const k = this.lruKey(n, i);
-        this.lru.delete(k);
-        this.lru.set(k, [n, i]);
-      }
+    // `use` runs synchronously when the chunk is in hand: between an await
+    // and the caller's continuation another reader may evict it and its
+    // buffer serve another chunk.
+    const give = (c: Chunk | null): Chunk | null => {
+      use?.(c);
       return c;
+    };
+    for (;;) {
+      const c = n.chunks.get(i);
+      if (c) {
+        if (!c.dirty) {
+          const k = this.lruKey(n, i);
+          this.lru.delete(k);
+          this.lru.set(k, [n, i]);
+        }
+        return give(c);
+      }
+      const load = n.loading.get(i);
+      if (whole && forWrite && (!load || load.quiet)) return give(this.freshChunk(n, i));
+      if (!load || !load.quiet) {
+        const got = await (load ?? this.startLoad(n, i)).promise;
+        // Loaded (and cached): serve it from the cache, or load again if a
+        // reader evicted it in the meantime.
+        if (got) continue;
+        if (!forWrite) return give(null);
+        return give(n.chunks.get(i) ?? this.freshChunk(n, i));
+      }
+      // Read-ahead is fetching it: take what it fetched if that is still
+      // the file's chunk; otherwise (stale, failed) look again, and load it
+      // ourselves, reporting any failure.
+      const got = await load.promise;
+      if (n.loading.get(i) === load) n.loading.delete(i);
+      if (got && (await this.adopt(n, i, got, load.gen))) continue;
+      if (!n.chunks.has(i) && !n.loading.has(i)) {
+        const mine = await this.startLoad(n, i).promise;
+        if (mine) continue;
+        if (!forWrite) return give(null);
+        return give(n.chunks.get(i) ?? this.freshChunk(n, i));
+      }
     }
-    let p = n.loading.get(i);
-    if (!p && whole && forWrite) {
-      // The write replaces the whole chunk: the stored one need not be read.
-      const fresh: Chunk = { buf: Buffer.alloc(0), len: 0, dirty: false };
-      n.chunks.set(i, fresh);
-      return fresh;
-    }
-    if (!p) {
-      p = (async (): Promise<Chunk | null> => {
-        const ref = await n.tree.get(i);
-        const again = n.chunks.get(i);
-        if (again) return again;
-        if (!ref) return null;
-        const payload = await this.loadObject(Kind.Chunk, ref, {
-          owner: n.rec.ino,
-          level: 0,
-          index: i,
-        });
-        const raced = n.chunks.get(i);
-        if (raced) return raced;
-        if (payload.length > CHUNK_SIZE)
-          throw this.integrity(
-            new IntegrityError(idName(ref.id), `chunk of ${payload.length} bytes`),
-          );
-        const buf = Buffer.alloc(bucketFor(Math.max(payload.length, 1)));
-        payload.copy(buf);
-        const loaded: Chunk = { buf, len: payload.length, dirty: false };
-        n.chunks.set(i, loaded);
-        this.cleanBytes += buf.length;
-        this.lru.set(this.lruKey(n, i), [n, i]);
-        return loaded;
-      })().finally(() => n.loading.delete(i));
-      n.loading.set(i, p);
-    }
-    const got = await p;
-    if (got || !forWrite) return got;
-    const existing = n.chunks.get(i);
-    if (existing) return existing;
-    const fresh: Chunk = { buf: Buffer.alloc(0), len: 0, dirty: false };
+  }
+
+  /** Loads chunk `i` into the cache (call with the lock held). */
+  private startLoad(n: Inode, i: number): Load & { quiet: false } {
+    const load: Load & { quiet: false } = { quiet: false, promise: Promise.resolve(null) };
+    load.promise = (async (): Promise<Chunk | null> => {
+      const ref = await n.tree.get(i);
+      const again = n.chunks.get(i);
+      if (again) return again;
+      if (!ref) return null;
+      const { buf, len } = await this.loadChunkObject(n.rec.ino, i, ref, false);
+      const raced = n.chunks.get(i);
+      if (!raced) return this.cacheChunk(n, i, buf, len);
+      this.freeChunkBuf(buf);
+      return raced;
+    })().finally(() => {
+      if (n.loading.get(i) === load) n.loading.delete(i);
+    });
+    n.loading.set(i, load);
+    return load;
+  }
+
+  private freshChunk(n: Inode, i: number): Chunk {
+    const fresh: Chunk = { buf: EMPTY, len: 0, dirty: false };
     n.chunks.set(i, fresh);
     return fresh;
+  }
+
+  /** A buffer for a chunk of `size` bytes (full-size ones come from the pool). */
+  private chunkBuf(size: number): Buffer {
+    return size === CHUNK_SIZE ? this.chunkPool.take(CHUNK_SIZE) : Buffer.allocUnsafe(size);
+  }
+
+  /** Gives back a chunk buffer nothing references any more. */
+  private freeChunkBuf(buf: Buffer): void {
+    if (buf.length === CHUNK_SIZE) this.chunkPool.give(buf);
+  }
+
+  private cacheChunk(n: Inode, i: number, buf: Buffer, len: number): Chunk {
+    const c: Chunk = { buf, len, dirty: false };
+    n.chunks.set(i, c);
+    this.cleanBytes += buf.length;
+    this.lru.set(this.lruKey(n, i), [n, i]);
+    return c;
+  }
+
+  /**
+   * Caches what read-ahead fetched, if it still is chunk `i`'s current object
+   * (ids are never reused, so the same id is the same bytes) and no cache
+   * drop came in between. Call with the lock held: the tree is then not in
+   * the middle of a change.
+   */
+  private async adopt(n: Inode, i: number, got: Prefetched, gen: number): Promise<boolean> {
+    if (n.chunks.has(i)) return true;
+    if (got.taken || gen !== this.cacheGen || this.inodes.get(n.rec.ino) !== n) return false;
+    const cur = await n.tree.get(i);
+    if (n.chunks.has(i)) return true;
+    if (got.taken || !cur || !cur.id.equals(got.ref.id) || gen !== this.cacheGen) return false;
+    got.taken = true;
+    this.cacheChunk(n, i, got.buf, got.len);
+    return true;
+  }
+
+  /** After a read: a sequential reader gets the next chunks loaded in the background. */
+  private scheduleReadAhead(n: Inode, pos: number, got: number): void {
+    if (this.readAhead <= 0 || got <= 0) return;
+    const end = pos + got;
+    // Requests of one sequential reader arrive a little out of order (the
+    // kernel sends its read-ahead in parallel), hence the slack.
+    const sequential = Math.abs(pos - n.readEnd) <= 2 * CHUNK_SIZE;
+    n.readEnd = sequential ? Math.max(n.readEnd, end) : end;
+    if (!sequential) return;
+    const first = Math.floor((end - 1) / CHUNK_SIZE) + 1;
+    const last = Math.min(Math.floor((n.rec.size - 1) / CHUNK_SIZE), first + this.readAhead - 1);
+    for (let j = first; j <= last; j++) {
+      if (n.chunks.has(j) || n.loading.has(j)) continue;
+      void this.lock.read(() => this.prefetch(n, j, last)).catch(() => {});
+      return;
+    }
+  }
+
+  /** Starts background loads of chunks first..last that are neither cached nor loading. */
+  private async prefetch(n: Inode, first: number, last: number): Promise<void> {
+    const gen = this.cacheGen;
+    for (let j = first; j <= last; j++) {
+      if (n.chunks.has(j) || n.loading.has(j)) continue;
+      const ref = await n.tree.get(j);
+      if (!ref || n.chunks.has(j) || n.loading.has(j)) continue;
+      const load: Load & { quiet: true } = {
+        quiet: true,
+        gen,
+        promise: this.loadChunkObject(n.rec.ino, j, ref, true).then(
+          (r): Prefetched => ({ ref, buf: r.buf, len: r.len, taken: false }),
+          () => null,
+        ),
+      };
+      n.loading.set(j, load);
+      void load.promise.then((fetched) => {
+        if (n.loading.get(j) === load) n.loading.delete(j);
+        if (!fetched) return;
+        void this.lock
+          .read(async () => {
+            if (await this.adopt(n, j, fetched, gen)) this.evict();
+            // Not wanted (stale, or a load by an operation won): only this
+            // completion hands the buffer back, once nothing can adopt it.
+            else if (!fetched.taken) {
+              fetched.taken = true;
+              this.freeChunkBuf(fetched.buf);
+            }
+          })
+          .catch(() => {});
+      });
+    }
   }
 
   private makeDirty(n: Inode, i: number, c: Chunk): void {
@@ -591,6 +781,7 @@ export class Volume {
       if (c && !c.dirty) {
         n.chunks.delete(i);
         this.cleanBytes -= c.buf.length;
+        this.freeChunkBuf(c.buf);
       }
     }
   }
@@ -601,6 +792,7 @@ export class Volume {
       n.chunks.delete(i);
       if (c.dirty) this.dirtyBytesNow -= CHUNK_SIZE;
       else if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
+      this.freeChunkBuf(c.buf);
     }
   }
 
@@ -614,17 +806,38 @@ export class Volume {
       const i = Math.floor(at / CHUNK_SIZE);
       const off = at % CHUNK_SIZE;
       const k = Math.min(CHUNK_SIZE - off, total - done);
-      const c = await this.chunk(n, i, false);
-      if (!c) buf.fill(0, done, done + k);
-      else {
-        const avail = Math.max(0, Math.min(k, c.buf.length - off));
-        if (avail > 0) c.buf.copy(buf, done, off, off + avail);
-        if (avail < k) buf.fill(0, done + avail, done + k);
-      }
+      await this.chunk(n, i, false, false, (c) => {
+        if (!c) buf.fill(0, done, done + k);
+        else {
+          const avail = Math.max(0, Math.min(k, c.buf.length - off));
+          if (avail > 0) c.buf.copy(buf, done, off, off + avail);
+          if (avail < k) buf.fill(0, done + avail, done + k);
+        }
+      });
       done += k;
     }
     this.evict();
     return total;
+  }
+
+  /**
+   * Gives chunk `c` room up to `end` for a write of [off, end), keeping the
+   * invariant that bytes beyond `len` are zero ([off, end) is about to be
+   * overwritten, so it is left as it is).
+   */
+  private growChunk(n: Inode, i: number, c: Chunk, off: number, end: number): void {
+    // A chunk written from half way up is on its way to full: give it its
+    // full size at once rather than copying it again on every doubling.
+    const size =
+      end >= CHUNK_SIZE / 2
+        ? CHUNK_SIZE
+        : Math.min(CHUNK_SIZE, Math.max(end, 2 * c.buf.length, MIN_CHUNK_BUF));
+    const grown = this.chunkBuf(size);
+    c.buf.copy(grown, 0, 0, c.len);
+    if (off > c.len) grown.fill(0, c.len, off);
+    grown.fill(0, Math.max(end, c.len));
+    if (!c.dirty && this.lru.has(this.lruKey(n, i))) this.cleanBytes += size - c.buf.length;
+    c.buf = grown;
   }
 
   private async writeData(n: Inode, data: Buffer, len: number, pos: number): Promise<number> {
@@ -637,21 +850,19 @@ export class Volume {
       const k = Math.min(CHUNK_SIZE - off, len - done);
       const c = (await this.chunk(n, i, true, off === 0 && k === CHUNK_SIZE))!;
       const end = off + k;
-      if (c.buf.length < end) {
-        const grown = Buffer.alloc(Math.min(CHUNK_SIZE, Math.max(end, 2 * c.buf.length, 4096)));
-        c.buf.copy(grown, 0, 0, c.len);
-        if (!c.dirty && this.lru.has(this.lruKey(n, i)))
-          this.cleanBytes += grown.length - c.buf.length;
-        c.buf = grown;
-      }
+      if (c.buf.length < end) this.growChunk(n, i, c, off, end);
       data.copy(c.buf, off, done, done + k);
       if (end > c.len) c.len = end;
       this.makeDirty(n, i, c);
       done += k;
+      // Write-behind: a chunk written up to its end is sealed and stored now
+      // (in the background) instead of piling up until the commit.
+      if (end === CHUNK_SIZE) await this.sealChunk(n, i, c);
     }
     if (pos + len > n.rec.size) n.rec.size = pos + len;
     this.touch(n);
     if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();
+    else this.evict();
     return len;
   }
 
@@ -677,36 +888,44 @@ export class Volume {
     this.touch(n);
   }
 
-  /** Writes dirty chunks as (not yet committed) objects, bounding memory. */
-  private async flushLocked(): Promise<void> {
-    const jobs: Array<{ n: Inode; i: number; c: Chunk; ref: Ref | null }> = [];
-    for (const n of this.inodes.values())
-      for (const [i, c] of n.chunks) if (c.dirty) jobs.push({ n, i, c, ref: null });
-    // Seal and store in parallel (the I/O overlaps the next seal); the tree
-    // updates then run one by one, as a tree may grow while they do.
-    await inParallel(jobs, 8, async (j) => {
-      if (j.c.len > 0)
-        j.ref = await this.writeObject(
-          Kind.Chunk,
-          { owner: j.n.rec.ino, level: 0, index: j.i },
-          j.c.buf.subarray(0, j.c.len),
-        );
-    });
-    for (const { n, i, c, ref } of jobs) {
-      const old = await n.tree.get(i);
-      if (old) this.garbage.push(old);
-      await n.tree.set(i, ref);
-      if (c.dirty) {
-        c.dirty = false;
-        this.dirtyBytesNow -= CHUNK_SIZE;
-        this.cleanBytes += c.buf.length;
-        this.lru.set(this.lruKey(n, i), [n, i]);
-      }
-      if (c.len === 0) {
-        n.chunks.delete(i);
-        if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
-      }
+  /** Seals dirty chunk `i` of `n` as a new object (put in the background) and points the tree at it. */
+  private async sealChunk(n: Inode, i: number, c: Chunk): Promise<void> {
+    const ref =
+      c.len > 0
+        ? this.writeObject(
+            Kind.Chunk,
+            { owner: n.rec.ino, level: 0, index: i },
+            c.buf.subarray(0, c.len),
+          )
+        : null;
+    const old = await n.tree.get(i);
+    if (old) this.garbage.push(old);
+    await n.tree.set(i, ref);
+    if (c.dirty) {
+      c.dirty = false;
+      this.dirtyBytesNow -= CHUNK_SIZE;
     }
+    if (c.len === 0) {
+      if (n.chunks.get(i) === c) {
+        n.chunks.delete(i);
+        this.freeChunkBuf(c.buf);
+      }
+      return;
+    }
+    this.cleanBytes += c.buf.length;
+    this.lru.set(this.lruKey(n, i), [n, i]);
+  }
+
+  /** Seals every dirty chunk (bounding memory; the puts run in the background). */
+  private async flushLocked(): Promise<void> {
+    const jobs: Array<[Inode, number, Chunk]> = [];
+    for (const n of this.inodes.values()) {
+      // Deleted inodes' chunks are dropped by the commit, not stored.
+      if (this.deleted.has(n)) continue;
+      for (const [i, c] of n.chunks) if (c.dirty) jobs.push([n, i, c]);
+    }
+    for (const [n, i, c] of jobs)
+      if (c.dirty && n.chunks.get(i) === c) await this.sealChunk(n, i, c);
     this.evict();
   }
 
@@ -721,9 +940,24 @@ export class Volume {
     this.timer.unref();
   }
 
-  /** Makes every change so far durable (fsync semantics for the whole volume). */
+  /**
+   * Makes every change so far durable (fsync semantics for the whole volume).
+   * The new tree is sealed under the write lock; storing and syncing it, the
+   * superblock, the anchor and the deletions then run while operations
+   * continue (docs/storage.md, "Commit protocol").
+   */
   commit(clean = false): Promise<void> {
-    return this.lock.write(() => this.commitLocked(clean));
+    const run = (): Promise<void> =>
+      this.lock.write(() => this.snapshotLocked(clean)).then((s) => s.durable);
+    const p = this.commitQueue.then(run, run);
+    this.commitQueue = p.catch(() => {});
+    return p;
+  }
+
+  /** Waits for every commit in progress (their durable part too). */
+  private async settled(): Promise<void> {
+    await this.commitQueue;
+    await this.persisting;
   }
 
   private get dirtyState(): boolean {
@@ -735,11 +969,22 @@ export class Volume {
     );
   }
 
+  /** A whole commit, for callers that hold the write lock already. */
   private async commitLocked(clean: boolean): Promise<void> {
+    const { durable } = await this.snapshotLocked(clean);
+    await durable;
+  }
+
+  /**
+   * Commit steps 1 (seal every dirty object, bottom-up, under fresh ids) and
+   * the sealing of the next superblock; call with the write lock held. The
+   * returned `durable` settles when {@link persist} has finished steps 2–5.
+   */
+  private async snapshotLocked(clean: boolean): Promise<{ durable: Promise<void> }> {
     if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
-    if (this.readOnly) return;
+    if (this.readOnly) return { durable: Promise.resolve() };
     if (!this.dirtyState && !clean && this.counters.commits > 0 && !(this.sb.flags & SB_CLEAN))
-      return;
+      return { durable: this.lastDurable };
     try {
       await this.flushLocked();
       for (const n of this.inodes.values()) {
@@ -750,7 +995,7 @@ export class Volume {
             const part = data.subarray(off, Math.min(data.length, off + CHUNK_SIZE));
             await n.tree.set(
               i,
-              await this.writeObject(Kind.Chunk, { owner: n.rec.ino, level: 0, index: i }, part),
+              this.writeObject(Kind.Chunk, { owner: n.rec.ino, level: 0, index: i }, part),
             );
           }
           n.rec.size = data.length;
@@ -780,19 +1025,13 @@ export class Volume {
         const old = await this.itable.get(p);
         if (old) this.garbage.push(old);
         const ref = recs.length
-          ? await this.writeObject(
-              Kind.InodePage,
-              { owner: 0, level: 0, index: p },
-              encodePage(recs),
-            )
+          ? this.writeObject(Kind.InodePage, { owner: 0, level: 0, index: p }, encodePage(recs))
           : null;
         await this.itable.set(p, ref);
         for (const ino of set) this.inodes.get(ino)!.dirty = false;
       }
       this.dirtyPages.clear();
       await this.itable.commit();
-      await this.store.sync([...this.unsynced]);
-      this.unsynced.clear();
       const next: Superblock = {
         ...this.sb,
         flags: clean ? SB_CLEAN : 0,
@@ -809,23 +1048,56 @@ export class Volume {
         SB_BINDING,
         encodeSuperblock(next),
       );
-      await this.store.put('superblock', data, true);
-      this.sb = next;
-      await this.anchor.write({ version: next.version, hash: superHash(data) });
-      const dead = this.garbage.map((r) => idName(r.id));
+      // Everything sealed so far belongs to this commit; what operations do
+      // from here on belongs to the next one.
+      const batch = this.io.takeBatch();
+      const garbage = this.garbage;
       this.garbage = [];
-      await inParallel(dead, 16, (name) => this.store.delete(name));
-      this.counters.objectsDeleted += dead.length;
-      this.counters.commits++;
+      this.sb = next;
       if (this.timer) {
         clearTimeout(this.timer);
         this.timer = null;
       }
+      // Commits become durable in the order they were sealed.
+      const durable = this.persisting.then(() => this.persist(batch, data, next, garbage));
+      this.lastDurable = durable;
+      this.persisting = durable.catch(() => {});
+      return { durable };
     } catch (e) {
-      if (!(e instanceof FsErrno) && !(e instanceof IntegrityError)) {
-        this.failed = e as Error;
-        this.log.error('commit failed; the volume refuses further changes', { error: String(e) });
-      }
+      if (!(e instanceof FsErrno) && !(e instanceof IntegrityError)) this.fail(e as Error);
+      throw e;
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    this.log.error('commit failed; the volume refuses further changes', { error: String(e) });
+  }
+
+  /**
+   * Commit steps 2–5: wait for the batch's puts and make them durable, write
+   * the superblock atomically and durably, advance the anchor, and only then
+   * delete what the previous tree used. Runs without the lock.
+   */
+  private async persist(
+    batch: PutBatch,
+    superblock: Buffer,
+    next: Superblock,
+    garbage: Ref[],
+  ): Promise<void> {
+    try {
+      if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
+      await batch.done;
+      await this.store.sync(batch.names);
+      await this.store.put('superblock', superblock, true);
+      await this.anchor.write({ version: next.version, hash: superHash(superblock) });
+      const dead = garbage.map((r) => idName(r.id));
+      await inParallel(dead, 16, (name) => this.store.delete(name));
+      this.counters.objectsDeleted += dead.length;
+      this.counters.commits++;
+    } catch (e) {
+      if (!(e instanceof FsErrno)) this.fail(e as Error);
       throw e;
     }
   }
@@ -882,6 +1154,7 @@ export class Volume {
    * Caches are bypassed (dropped first), so everything is read and checked.
    */
   async check(): Promise<CheckReport> {
+    await this.settled();
     await this.dropCaches();
     return this.lock.write(async () => {
       const rep: CheckReport = {
@@ -1016,14 +1289,20 @@ export class Volume {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (!this.readOnly && !this.failed) await this.commit(true);
+    await this.settled();
   }
 
   /** Forgets every clean cached object (they reload and re-verify on demand). */
   dropCaches(): Promise<void> {
     return this.lock.write(async () => {
+      // Read-ahead in flight must not refill the cache afterwards.
+      this.cacheGen++;
       for (const [, [n, i]] of this.lru) {
         const c = n.chunks.get(i);
-        if (c && !c.dirty) n.chunks.delete(i);
+        if (c && !c.dirty) {
+          n.chunks.delete(i);
+          this.freeChunkBuf(c.buf);
+        }
       }
       this.lru.clear();
       this.cleanBytes = 0;
@@ -1137,15 +1416,18 @@ export class Volume {
   }
 
   open(path: string, truncate = false): Promise<number> {
+    if (!truncate) return this.lock.read(async () => this.openInode(await this.resolve(path)));
     return this.lock.write(async () => {
       const n = await this.resolve(path);
-      if (truncate && !n.isDir) await this.truncateData(n, 0);
+      if (!n.isDir) await this.truncateData(n, 0);
       return this.openInode(n);
     });
   }
 
   release(fh: number): Promise<void> {
-    return this.lock.write(async () => {
+    // Shared lock: this only changes the handle table and the inode's open
+    // count, which no reader looks at; commits (exclusive) see it whole.
+    return this.lock.read(async () => {
       const n = this.handle(fh);
       this.handles.delete(fh);
       n.open--;
@@ -1157,11 +1439,16 @@ export class Volume {
     return this.lock.read(async () => {
       const n = this.handle(fh);
       if (n.isDir) throw new FsErrno('EISDIR');
-      return this.readData(n, buf, len, pos);
+      const got = await this.readData(n, buf, len, pos);
+      this.scheduleReadAhead(n, pos, got);
+      return got;
     });
   }
 
-  write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  async write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    // Backpressure: writers wait while too many puts are still running, and
+    // wait outside the lock, so other operations go on meanwhile.
+    await this.io.room();
     return this.lock.write(async () => {
       if (this.readOnly) throw new FsErrno('EROFS');
       const n = this.handle(fh);

@@ -93,8 +93,10 @@ describe('fs: crash safety under kill -9', () => {
       };
       const logger = async (): Promise<void> => {
         const fh = await open(join(mnt, 'log'), 'a');
-        if (records === 0) await fh.truncate(0);
         try {
+          // Inside the try: a kill during the truncate must still close the
+          // handle (an unclosed FileHandle's close at GC throws and ends jest).
+          if (records === 0) await fh.truncate(0);
           while (!stop) {
             const n = 1 + Math.floor(r() * 20);
             let s = '';

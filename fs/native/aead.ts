@@ -1,0 +1,83 @@
+/**
+ * The filesystem's native AEAD (aead.c in this folder, built with
+ * `node-gyp rebuild -C fs/native` against this machine's Node headers into
+ * `fs/native/build/Release/supernet_fs.node`). It seals and opens objects
+ * into the caller's buffers; fs/format.ts uses it when it is built and falls
+ * back to node:crypto (same bytes, slower: an allocation per update) when it
+ * is not, or when `SUPERNET_FS_NATIVE=0`.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What aead.c exports. */
+export interface AeadAddon {
+  version: number;
+  /**
+   * Seals `payload ‖ pad zero bytes ‖ tail` with AES-256-GCM under
+   * HKDF-SHA256(ikm = epochKey, salt = id, info) into `out` at `off`,
+   * followed by the 16-byte tag.
+   */
+  seal(
+    epochKey: Buffer,
+    id: Buffer,
+    info: Buffer,
+    nonce: Buffer,
+    aad: Buffer,
+    payload: Buffer,
+    pad: number,
+    tail: Buffer,
+    out: Buffer,
+    off: number,
+  ): void;
+  /**
+   * Decrypts `ct` into `out` (its first `out.length` bytes) and `tail` (the
+   * rest) and verifies `tag`; false (and both wiped) when it does not verify.
+   */
+  open(
+    epochKey: Buffer,
+    id: Buffer,
+    info: Buffer,
+    nonce: Buffer,
+    aad: Buffer,
+    ct: Buffer,
+    tag: Buffer,
+    out: Buffer,
+    tail: Buffer,
+  ): boolean;
+}
+
+const ADDON = join('fs', 'native', 'build', 'Release', 'supernet_fs.node');
+const ADDON_VERSION = 1;
+
+/** Finds the built addon above this module (dist/fs/native → package root). */
+function locate(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, ADDON);
+    if (existsSync(p)) return p;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+let loaded: AeadAddon | null | undefined;
+
+/** The addon, or null when it is not built (or disabled). Loaded once. */
+export function aeadAddon(): AeadAddon | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.SUPERNET_FS_NATIVE === '0') return null;
+  const path = locate();
+  if (!path) return null;
+  try {
+    const m = createRequire(import.meta.url)(path) as AeadAddon;
+    if (m.version === ADDON_VERSION) loaded = m;
+  } catch {
+    // A stale or foreign build: node:crypto serves instead.
+  }
+  return loaded;
+}

@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "supernet_fs",
+      "sources": ["aead.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "cflags!": ["-O3"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,144 @@
+/**
+ * Sealed-object I/O of one volume, with write-behind (docs/storage.md,
+ * "Speed"). Sealing is synchronous and yields the object's {@link Ref} at
+ * once, so the tree can point at an object before the store has it; the put
+ * then runs in the background. A commit takes a {@link ObjectIO.takeBatch}
+ * and waits for it before making anything durable, so the commit protocol
+ * is unchanged: every object a superblock references is stored and synced
+ * before that superblock is written. Until its put settles, an object is
+ * served from memory (and verified like any other), so a reader never finds
+ * it missing.
+ */
+import {
+  type Binding,
+  type Kind,
+  type Ref,
+  bucketFor,
+  idName,
+  newId,
+  objectSize,
+  sealObjectInto,
+} from './format.js';
+import type { ObjectStore } from './store.js';
+import type { BufferPool } from './bufpool.js';
+import { FsErrno } from './errors.js';
+
+interface InFlight {
+  data: Buffer;
+  size: number;
+  done: Promise<void>;
+}
+
+/** What {@link ObjectIO.takeBatch} hands a commit. */
+export interface PutBatch {
+  /** Names put since the previous batch (to sync). */
+  names: string[];
+  /** Settles when every put started so far has; rejects if any failed. */
+  done: Promise<void>;
+}
+
+export class ObjectIO {
+  private inflight = new Map<string, InFlight>();
+  private inflightBytes = 0;
+  private unsynced: string[] = [];
+  private failure: Error | null = null;
+  private waiters: Array<() => void> = [];
+  /** Objects sealed and handed to the store. */
+  written = 0;
+
+  /**
+   * @param limit bytes of puts in flight before {@link room} makes writers wait
+   */
+  constructor(
+    private store: ObjectStore,
+    private pool: BufferPool,
+    private limit: number,
+  ) {}
+
+  /**
+   * Seals `payload` as a new object (fresh random id) under `epoch`/`key`
+   * and starts storing it. Returns the ref that pins it.
+   */
+  write(epoch: number, key: Buffer, kind: Kind, binding: Binding, payload: Buffer): Ref {
+    if (this.failure) throw new FsErrno('EIO', `an earlier put failed: ${this.failure.message}`);
+    const size = objectSize(bucketFor(payload.length));
+    const buf = this.pool.take(size);
+    const { ref } = sealObjectInto(buf, epoch, key, kind, newId(), binding, payload);
+    const name = idName(ref.id);
+    const entry: InFlight = { data: buf, size, done: Promise.resolve() };
+    this.inflight.set(name, entry);
+    this.inflightBytes += size;
+    entry.done = this.store.put(name, buf.subarray(0, size)).then(
+      () => this.settle(name, entry),
+      (e: Error) => {
+        this.failure ??= e;
+        this.settle(name, entry);
+      },
+    );
+    this.unsynced.push(name);
+    this.written++;
+    return ref;
+  }
+
+  private settle(name: string, entry: InFlight): void {
+    this.inflight.delete(name);
+    this.inflightBytes -= entry.size;
+    this.pool.give(entry.data);
+    if (this.inflightBytes <= this.limit || this.failure) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const wake of w) wake();
+    }
+  }
+
+  /** Resolves once no more than the limit is in flight (writers wait here: backpressure). */
+  async room(): Promise<void> {
+    while (this.inflightBytes > this.limit && !this.failure)
+      await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** Bytes of puts in flight now. */
+  get pendingBytes(): number {
+    return this.inflightBytes;
+  }
+
+  /** The first put failure, if any (the volume then refuses changes). */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /** Hands the names put so far to a commit, with a promise of all their puts. */
+  takeBatch(): PutBatch {
+    const names = this.unsynced;
+    this.unsynced = [];
+    const pending = [...this.inflight.values()].map((e) => e.done);
+    return {
+      names,
+      done: Promise.all(pending).then(() => {
+        if (this.failure) throw this.failure;
+      }),
+    };
+  }
+
+  /**
+   * Fetches the stored bytes of `name` (at most `maxSize` are accepted; a
+   * longer blob arrives as `maxSize + 1` bytes) and passes them to `use`,
+   * synchronously, before the buffer is reused; null = no such object. An
+   * object whose put is in flight comes from memory.
+   */
+  async fetch<T>(name: string, maxSize: number, use: (data: Buffer | null) => T): Promise<T> {
+    const f = this.inflight.get(name);
+    if (f) return use(f.data.subarray(0, f.size));
+    if (!this.store.getInto) {
+      const data = await this.store.get(name);
+      return use(data && data.length > maxSize ? data.subarray(0, maxSize + 1) : data);
+    }
+    const buf = this.pool.take(maxSize + 1);
+    try {
+      const n = await this.store.getInto(name, buf);
+      return use(n === null ? null : buf.subarray(0, n));
+    } finally {
+      this.pool.give(buf);
+    }
+  }
+}
