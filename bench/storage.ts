@@ -239,7 +239,7 @@ async function main(): Promise<void> {
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${ganesha} (VFS FSAL).
 
-Command (as root): \`${process.env.BENCH_COMMAND ?? 'node dist/bench/storage.js'}\` (bench/storage.ts; ${MIB} MiB, ${FILES} files, revocation of ${REVOKE_MIB} MiB).
+Command (as root): \`${process.env.BENCH_COMMAND ?? 'node dist/bench/run.js storage'}\` (bench/storage.ts; ${MIB} MiB, ${FILES} files, revocation of ${REVOKE_MIB} MiB).
 
 Figure 6 on the namespace test bed (three simulated hosts on a bridge, veth MTU 1500, real host agents, node MTU 1420). nfs-ganesha started by \`supernet storage serve\` inside bigdisk1 (h3), exporting a folder on the same disk as everything else; the peer is the same ganesha build and configuration run in h3's host namespace, reached from h1's host namespace over the raw underlay. Writes: \`dd bs=1M conv=fsync\` of a random file (Supernet fs), \`nfs-cp\` (libnfs). Reads: after \`echo 3 > drop_caches\` and, for the Supernet fs, a remount; \`nfs-cp\` reads into a local file. All paths measured one after another in one run.
 
@@ -248,6 +248,8 @@ ${md}
 ${FILES} small files created, committed (one fsync) and stat'ed through the Supernet fs over NFS: ${f(r.fsSmall, 2)} s.
 
 Revocation: re-encryption of the mounted volume holding ${REVOKE_MIB} MiB (${r.revokeObjects} objects) to a new key epoch with \`supernet fs rekey\`: ${f(r.revokeS, 1)} s.
+
+Reading the table: the libnfs row over the channel is what channel 0x123 itself leaves for NFS on this machine at that moment (every path is CPU-bound on the 2 cores, shared with whatever else runs); the gap between it and the Supernet fs row is the encrypting filesystem (§Filesystem measures it on a local disk) plus the built-in NFS client, whose raw put/get rate over the channel was measured at the same level as libnfs's (docs/nfs.md, Performance). Revocation moves every byte twice through the channel (read, re-encrypt, write), so it is bound by the slower of the two.
 
 Targets: sequential ≥ 0.7× raw nfs-cp — ${seqMet ? 'met' : `**not met** (write ${ratio(r.fsWrite, r.rawWrite)}, read ${ratio(r.fsRead, r.rawRead)})`}; revocation of 1 GiB ≤ 15 s — ${revMet ? 'met' : `**not met** (${f(r.revokeS, 1)} s)`}.
 `;
