@@ -218,6 +218,11 @@ export class HostAgent {
     }
   }
 
+  /** The packet path, for the monitor and metrics (net/monitor.ts, net/metrics.ts): read its counters, set its tap. */
+  get packetPath(): Datapath {
+    return this.datapath;
+  }
+
   list(): NodeInfo[] {
     return [...this.nodes.values()].map(info);
   }

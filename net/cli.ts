@@ -21,6 +21,7 @@ import { UdpForwarder } from './dns-forward.js';
 import { NodeServices } from './node-services.js';
 import { awaitConfigfs, nodeExecArgv } from './node-exec.js';
 import { isIPv4 } from 'node:net';
+import { monitorCommand } from './monitor-cli.js';
 
 const DEFAULT_PORT = 7411;
 const DEFAULT_STATE = '/var/lib/supernet/host';
@@ -179,7 +180,7 @@ const hostStart: Command = {
   usage:
     'supernet host start (--admin-info FILE | --admin URL --admin-key SIGNKEY) [--state DIR] [--port N] ' +
     '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--no-offload] ' +
-    '[--configfs-mount DIR] [--configfs-spool DIR] [--no-configfs] [--dns-suffix S] [--dns-forward IP[,IP...]] [--log-level L]',
+    '[--configfs-mount DIR] [--configfs-spool DIR] [--no-configfs] [--dns-suffix S] [--dns-forward IP[,IP...]] [--metrics-listen IP:PORT] [--log-level L]',
   async run(argv) {
     const { values } = parse(
       argv,
@@ -201,9 +202,20 @@ const hostStart: Command = {
         'no-configfs': { type: 'boolean' },
         'dns-suffix': { type: 'string' },
         'dns-forward': { type: 'string' },
+        'metrics-listen': { type: 'string' },
       },
       this.usage,
     );
+    let metricsListen: { host: string; port: number } | undefined;
+    if (values['metrics-listen'] !== undefined) {
+      const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(String(values['metrics-listen']));
+      if (!m || !isIPv4(m[1]!) || Number(m[2]) < 1 || Number(m[2]) > 65535)
+        throw new CliError(
+          EXIT.USAGE,
+          `--metrics-listen: expected IPV4:PORT (e.g. 127.0.0.1:9411), got ${JSON.stringify(values['metrics-listen'])}`,
+        );
+      metricsListen = { host: m[1]!, port: Number(m[2]) };
+    }
     let url = values.admin as string | undefined;
     let signKey = values['admin-key'] as string | undefined;
     if (values['admin-info']) {
@@ -263,7 +275,12 @@ const hostStart: Command = {
     });
     await agent.start();
     const socket = agentSocket(values.control as string | undefined);
-    const server = await serveControl(agent, socket, logger);
+    const server = await serveControl(agent, socket, logger, { metricsListen }).catch(
+      async (err: Error) => {
+        await agent.stop();
+        throw new CliError(EXIT.UNAVAILABLE, err.message);
+      },
+    );
     logger.info('host agent ready', {
       control: socket,
       port,
@@ -499,4 +516,5 @@ export const netCommands: Record<string, Command> = {
   logout,
   exec,
   status,
+  monitor: monitorCommand,
 };

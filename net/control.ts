@@ -8,6 +8,9 @@
  *   GET    /nodes                     hosted nodes
  *   POST   /nodes                     {identity, name, supernet, channels} → NodeInfo (login)
  *   DELETE /nodes/:supernet/:name     logout
+ *   GET    /monitor/counters          live counters (net/monitor.ts)
+ *   GET    /monitor/packets?...       feed of decrypted inner packets (net/monitor.ts)
+ *   GET    /metrics                   Prometheus text (net/metrics.ts)
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
@@ -17,6 +20,8 @@ import { IdError } from '../admin/ids.js';
 import { AdminRefusal } from './admin-link.js';
 import type { HostAgent } from './agent.js';
 import type { Logger } from '../admin/logger.js';
+import { MonitorError, PacketMonitor, serveMonitor } from './monitor.js';
+import { agentMetrics } from './metrics.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/supernet/agent.sock';
 const MAX_BODY = 64 * 1024;
@@ -55,9 +60,13 @@ export async function serveControl(
   agent: HostAgent,
   path: string,
   logger: Logger,
+  opts: { metricsListen?: { host: string; port: number } } = {},
 ): Promise<Server> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true });
+  // `supernet monitor` and metrics (net/monitor.ts, net/metrics.ts).
+  const monitor = new PacketMonitor(agent.packetPath);
+  const metrics = agentMetrics(agent, monitor);
   const server = createServer((req, res) => {
     const send = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -92,13 +101,19 @@ export async function serveControl(
         await agent.logout(parts[1]!, parts[2]!);
         return send(200, { ok: true });
       }
+      if (serveMonitor(agent, monitor, req, res, url)) return;
+      if (req.method === 'GET' && url.pathname === '/metrics') return metrics.serve(res);
       throw new ControlError(
         404,
         'not_found',
         `no such control endpoint: ${req.method} ${url.pathname}`,
       );
     })().catch((err: unknown) => {
-      if (err instanceof ControlError || err instanceof AdminRefusal) {
+      if (
+        err instanceof ControlError ||
+        err instanceof AdminRefusal ||
+        err instanceof MonitorError
+      ) {
         return send(err.status, { error: { code: err.code, message: err.message } });
       }
       if (err instanceof IdentityError || err instanceof IdError) {
@@ -117,6 +132,19 @@ export async function serveControl(
     server.listen(path, () => resolve());
   });
   chmodSync(path, 0o600);
+  if (opts.metricsListen) {
+    const { host, port } = opts.metricsListen;
+    const m = await metrics.listen(host, port).catch((err: Error) => {
+      server.close();
+      throw new ControlError(
+        503,
+        'metrics_listen',
+        `--metrics-listen ${host}:${port}: ${err.message}`,
+      );
+    });
+    server.on('close', () => m.close());
+    logger.info('metrics listening', { host, port });
+  }
   return server;
 }
 
