@@ -210,6 +210,9 @@ describe('administrator operations', () => {
     const store = await LowdbStore.open(svc.dbPath);
     await store.close();
     svc = await startService({ dir: svc.dir, identity: svc.identity, clock: svc.clock });
-    expect((await svc.client.listSupernets()).map((s) => s.id).sort()).toEqual(['0x0099', '0x4711']);
+    expect((await svc.client.listSupernets()).map((s) => s.id).sort()).toEqual([
+      '0x0099',
+      '0x4711',
+    ]);
   });
 });
