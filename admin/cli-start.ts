@@ -47,6 +47,7 @@ export async function adminStart(argv: string[]): Promise<number> {
       'key-scheme': 'string',
       'varp-ttl-ms': 'string',
       'log-level': 'string',
+      'metrics-token-file': 'string',
     },
     { min: 0, max: 0, names: '' },
   );
@@ -98,6 +99,23 @@ export async function adminStart(argv: string[]): Promise<number> {
   if (operatorToken.length < 16)
     throw new CliError(EXIT.DATA, `${tokenPath}: token shorter than 16 characters`);
 
+  // A read-only token for Prometheus (admin/metrics.ts), so the scraper need not hold the operator's.
+  const metricsTokens: string[] = [];
+  if (opts['metrics-token-file']) {
+    const f = opts['metrics-token-file'] as string;
+    let t: string;
+    try {
+      t = readFileSync(f, 'utf8').trim();
+    } catch (err) {
+      throw new CliError(
+        EXIT.NOPERM,
+        `--metrics-token-file ${f}: ${(err as NodeJS.ErrnoException).code}`,
+      );
+    }
+    if (t.length < 16) throw new CliError(EXIT.DATA, `${f}: token shorter than 16 characters`);
+    metricsTokens.push(t);
+  }
+
   const explicitPolicy = opts.policy !== undefined;
   const policyPath = resolve((opts.policy as string | undefined) ?? join(state, POLICY_FILE));
   if (!existsSync(policyPath)) {
@@ -139,6 +157,7 @@ export async function adminStart(argv: string[]): Promise<number> {
     graceMs,
     varpTtlMs,
     operatorToken,
+    metricsTokens,
     keySchemeName: keyScheme,
   });
   try {

@@ -32,6 +32,7 @@ import { FlatKeyScheme } from './keys-flat.js';
 import { TreeKeyScheme } from './keys-tree.js';
 import { operatorRoutes } from './operator-routes.js';
 import { LiveStats } from './live.js';
+import { adminMetrics } from './metrics.js';
 import type { GroupKeyScheme } from './keys.js';
 import {
   paramNodeName,
@@ -65,6 +66,8 @@ export interface AdminServiceOptions {
   challengeTtlMs?: number;
   /** The channel-key scheme (default: {@link FlatKeyScheme}). */
   keyScheme?: GroupKeyScheme;
+  /** Bearer tokens besides the operator token that may read `GET /metrics` (admin/metrics.ts). */
+  metricsTokens?: string[];
   /** Which built-in scheme to use when `keyScheme` is not given (default `flat`). */
   keySchemeName?: 'flat' | 'tree';
 }
@@ -254,8 +257,18 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     live,
   });
 
+  const metrics = adminMetrics({
+    store: opts.store,
+    scheme,
+    events,
+    holder,
+    audit: membership.audit,
+    tokens: [opts.operatorToken, ...(opts.metricsTokens ?? [])],
+  });
+
   const app = new Koa({ proxy: false });
   app.silent = true;
+  app.use(metrics.middleware);
   app.use(errorHandler(logger));
   app.use(async (_ctx, next) => {
     try {
