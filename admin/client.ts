@@ -322,6 +322,23 @@ export class AdminClient {
     return rec;
   }
 
+  /** Reports a node's traffic counters (`POST /v1/stats`, telemetry for the console). */
+  async reportStats(
+    token: string,
+    stats: { host: string; counters: Record<string, number> },
+  ): Promise<void> {
+    const res = await fetch(this.baseUrl + API_PREFIX + '/stats', {
+      method: 'POST',
+      headers: { Authorization: this.nodeAuth(token), 'Content-Type': 'application/json' },
+      body: JSON.stringify(stats),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    }).catch((err: unknown) => {
+      throw this.networkError(err);
+    });
+    if (!res.ok) throw errorFrom(res.status, await res.text().catch(() => ''));
+    await res.arrayBuffer().catch(() => undefined);
+  }
+
   async logout(token: string): Promise<void> {
     await this.request('POST', '/logout', { auth: this.nodeAuth(token) });
   }

@@ -35,6 +35,9 @@ export function httpAdminLink(base: string, adminSign: string, logger: Logger): 
     async logout(token) {
       await refusals(client.logout(token));
     },
+    async report(token, stats) {
+      await refusals(client.reportStats(token, stats));
+    },
     events(token, onEvent: (e: LinkEvent) => void, signal: AbortSignal) {
       // The first (re)connection also counts as a resync: pushes made before
       // it could not reach us.

@@ -37,6 +37,8 @@ export interface AdminLink {
   config(token: string, resync?: boolean): Promise<NodeConfig>;
   register(token: string, endpoint: Endpoint): Promise<void>;
   logout(token: string): Promise<void>;
+  /** Reports the node's traffic counters (telemetry for the console, net/stats-report.ts); optional. */
+  report?(token: string, stats: { host: string; counters: Record<string, number> }): Promise<void>;
   /** Subscribes to the node's events until `signal` aborts; reconnects by itself and emits `resync` after each reconnect. */
   events(token: string, onEvent: (e: LinkEvent) => void, signal: AbortSignal): void;
 }

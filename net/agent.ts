@@ -17,7 +17,14 @@ import { parseChannelId, parseSupernetId, supernetIdBytes } from '../admin/ids.j
 import { channelKeyContext, type Endpoint, type NodeConfig } from '../admin/protocol.js';
 import { AdminRefusal, type AdminLink, type LinkEvent } from './admin-link.js';
 import type { DatagramBind } from './bind.js';
-import { Datapath, newStage, type LocalNode, type Peer, type SupernetTable } from './datapath.js';
+import {
+  Datapath,
+  newStage,
+  type LocalNode,
+  type NodeCounters,
+  type Peer,
+  type SupernetTable,
+} from './datapath.js';
 import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
 import { NodeTreeKeys } from './member-keys.js';
@@ -25,6 +32,7 @@ import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
 import type { NodeServices } from './node-services.js';
 import { nextSession } from './session.js';
+import { startStatsReports } from './stats-report.js';
 import type { TunDevice } from './tun.js';
 import { innerMtu, supernetKeyOf } from './wire.js';
 
@@ -42,6 +50,8 @@ export interface AgentOptions {
   clock?: () => number;
   /** How often endpoint changes are looked for (ms). */
   endpointPollMs?: number;
+  /** How often traffic counters are reported to the admin service (ms; default 10 s). */
+  statsEveryMs?: number;
   /** Safety-net config refresh period (ms), in case pushes were lost. */
   refreshMs?: number;
   /** The resolver and configfs side of nodes (docs/dns.md); none: no DNS, host /etc files. */
@@ -153,6 +163,8 @@ export class HostAgent {
     this.timers.push(setInterval(() => this.expireKeys(), 1000));
     this.timers.push(setInterval(() => void this.checkEndpoint(), this.o.endpointPollMs ?? 1000));
     this.timers.push(setInterval(() => this.refreshAll(), this.o.refreshMs ?? 30_000));
+    // Traffic counters for the administrator's console (net/stats-report.ts).
+    this.timers.push(startStatsReports(this, this.o.link, this.o.logger, this.o.statsEveryMs));
     for (const t of this.timers) t.unref();
   }
 
@@ -221,6 +233,15 @@ export class HostAgent {
   /** The packet path, for the monitor and metrics (net/monitor.ts, net/metrics.ts): read its counters, set its tap. */
   get packetPath(): Datapath {
     return this.datapath;
+  }
+
+  /** Each hosted node's name, session token and counters (net/stats-report.ts). */
+  reportables(): Array<{ name: string; token: string; counters: NodeCounters }> {
+    return [...this.nodes.values()].map((n) => ({
+      name: n.local.name,
+      token: n.token,
+      counters: n.local.counters,
+    }));
   }
 
   list(): NodeInfo[] {

@@ -180,7 +180,7 @@ const hostStart: Command = {
   usage:
     'supernet host start (--admin-info FILE | --admin URL --admin-key SIGNKEY) [--state DIR] [--port N] ' +
     '[--underlay-dev DEV | --endpoint HOST] [--control SOCKET] [--ns-prefix P] [--mtu N] [--no-offload] ' +
-    '[--configfs-mount DIR] [--configfs-spool DIR] [--no-configfs] [--dns-suffix S] [--dns-forward IP[,IP...]] [--metrics-listen IP:PORT] [--log-level L]',
+    '[--configfs-mount DIR] [--configfs-spool DIR] [--no-configfs] [--dns-suffix S] [--dns-forward IP[,IP...]] [--metrics-listen IP:PORT] [--stats-every-ms MS] [--log-level L]',
   async run(argv) {
     const { values } = parse(
       argv,
@@ -203,9 +203,16 @@ const hostStart: Command = {
         'dns-suffix': { type: 'string' },
         'dns-forward': { type: 'string' },
         'metrics-listen': { type: 'string' },
+        'stats-every-ms': { type: 'string' },
       },
       this.usage,
     );
+    const statsEveryMs = Number(values['stats-every-ms'] ?? 10_000);
+    if (!Number.isInteger(statsEveryMs) || statsEveryMs < 1000 || statsEveryMs > 3_600_000)
+      throw new CliError(
+        EXIT.USAGE,
+        `--stats-every-ms: expected 1000 to 3600000, got ${JSON.stringify(values['stats-every-ms'])}`,
+      );
     let metricsListen: { host: string; port: number } | undefined;
     if (values['metrics-listen'] !== undefined) {
       const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(String(values['metrics-listen']));
@@ -272,6 +279,7 @@ const hostStart: Command = {
       openTun: () => openTun({ name: 'snt%d', offload }),
       logger,
       services,
+      statsEveryMs,
     });
     await agent.start();
     const socket = agentSocket(values.control as string | undefined);
