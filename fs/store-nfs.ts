@@ -50,6 +50,8 @@ const MAX_REWRITES = 5;
 const STALE_RETRIES = 2;
 /** Entries left in a directory that is still "empty" for `fs init`. */
 const IGNORABLE = new Set(['lost+found']);
+/** Object handles kept (about 100 bytes each). */
+const HANDLE_CACHE = 100_000;
 
 function checkName(name: string): void {
   if (!OBJ_NAME.test(name) && !SPECIAL.has(name))
@@ -75,12 +77,27 @@ export interface NfsStoreCounters {
   gets: number;
   rewrites: number;
   staleRetries: number;
+  /** gets served from a cached handle (no LOOKUP) */
+  cachedHandles: number;
 }
 
 /** An object store at the root of an NFSv3 export. */
 export class NfsStore implements ObjectStore {
-  readonly counters: NfsStoreCounters = { puts: 0, gets: 0, rewrites: 0, staleRetries: 0 };
+  readonly counters: NfsStoreCounters = {
+    puts: 0,
+    gets: 0,
+    rewrites: 0,
+    staleRetries: 0,
+    cachedHandles: 0,
+  };
   private objectsFh: Buffer | null = null;
+  /**
+   * Handles of objects (never `volume`/`superblock`, which are replaced by
+   * rename), so a get is one READ instead of LOOKUP + READ. Object names are
+   * never reused: a cached handle can only go stale (the object was deleted),
+   * which the server says, and the get then looks the name up again.
+   */
+  private readonly handles = new Map<string, { fh: Buffer; size: number }>();
   private rsize = MAX_IO;
   private wsize = MAX_IO;
   private readonly log: Logger;
@@ -164,6 +181,7 @@ export class NfsStore implements ObjectStore {
         this.counters.staleRetries++;
         this.log.info('stale NFS handle; looking up again', { op: what, error: String(e) });
         this.objectsFh = null;
+        this.handles.clear();
         if (attempt > 0 || (await this.rootIsStale())) await this.client.remount();
       }
     }
@@ -179,9 +197,29 @@ export class NfsStore implements ObjectStore {
     }
   }
 
+  private remember(name: string, fh: Buffer, size: number): void {
+    if (SPECIAL.has(name)) return;
+    if (this.handles.size >= HANDLE_CACHE) {
+      const oldest = this.handles.keys().next().value;
+      if (oldest !== undefined) this.handles.delete(oldest);
+    }
+    this.handles.set(name, { fh, size });
+  }
+
   async get(name: string): Promise<Buffer | null> {
     checkName(name);
     this.counters.gets++;
+    const known = this.handles.get(name);
+    if (known) {
+      try {
+        const data = await this.readAll(known.fh, known.size);
+        this.counters.cachedHandles++;
+        return data;
+      } catch (e) {
+        if (!isStale(e)) throw e;
+        this.handles.delete(name); // deleted meanwhile (by another client?): look it up
+      }
+    }
     return this.retryStale(`get ${name}`, async () => {
       let fh: Buffer;
       let attr: Fattr;
@@ -194,7 +232,9 @@ export class NfsStore implements ObjectStore {
         throw e;
       }
       if (attr.type !== FTYPE.REG) throw new NfsError(NFS3.ERR_ISDIR, `get ${name}`);
-      return this.readAll(fh, attr.size);
+      const data = await this.readAll(fh, attr.size);
+      this.remember(name, fh, data.length);
+      return data;
     });
   }
 
@@ -262,6 +302,8 @@ export class NfsStore implements ObjectStore {
         const fileid = (c.attr ?? (await this.client.getattr(fh))).fileid;
         await this.writeDurably(fh, data, name);
         await this.renameInto(dir, tmp, name, fileid);
+        // The temporary's handle is the object's: RENAME keeps the file.
+        this.remember(name, fh, data.length);
       } catch (e) {
         await this.client.remove(dir, tmp).catch(() => {});
         throw e;
@@ -334,6 +376,7 @@ export class NfsStore implements ObjectStore {
 
   async delete(name: string): Promise<void> {
     checkName(name);
+    this.handles.delete(name);
     await this.retryStale(`delete ${name}`, async () => {
       try {
         await this.client.remove(await this.dir(name), name);
@@ -344,11 +387,16 @@ export class NfsStore implements ObjectStore {
   }
 
   async list(): Promise<string[]> {
-    return this.retryStale('list', async () =>
-      (await this.client.readdirplus(await this.objectsDir()))
-        .map((e) => e.name)
-        .filter((n) => OBJ_NAME.test(n)),
-    );
+    return this.retryStale('list', async () => {
+      const names: string[] = [];
+      for (const e of await this.client.readdirplus(await this.objectsDir())) {
+        if (!OBJ_NAME.test(e.name)) continue;
+        names.push(e.name);
+        // READDIRPLUS hands out every object's handle and size: keep them.
+        if (e.fh && e.attr?.type === FTYPE.REG) this.remember(e.name, e.fh, e.attr.size);
+      }
+      return names;
+    });
   }
 
   async sweepTemp(): Promise<number> {

@@ -139,6 +139,30 @@ describe('NfsStore', () => {
     expect((await store.list()).length).toBe(2);
   });
 
+  it('reads known objects by their handle alone, and notices when another client deleted one', async () => {
+    const a = id();
+    const b = id();
+    await store.put(a, Buffer.from('alpha'));
+    await store.put(b, Buffer.from('beta'));
+    const lookups = fake.counts.get(PROC.LOOKUP) ?? 0;
+    expect((await store.get(a))!.toString()).toBe('alpha');
+    expect(fake.counts.get(PROC.LOOKUP) ?? 0).toBe(lookups);
+    expect(store.counters.cachedHandles).toBe(1);
+    const other = await NfsStore.open(store.url);
+    await other.delete(b);
+    other.close();
+    expect(await store.get(b)).toBeNull();
+    // list() learns the handles of objects written by someone else.
+    const c = id();
+    const third = await NfsStore.open(store.url);
+    await third.put(c, Buffer.from('gamma'));
+    third.close();
+    expect((await store.list()).sort()).toEqual([a, c].sort());
+    const before = fake.counts.get(PROC.LOOKUP) ?? 0;
+    expect((await store.get(c))!.toString()).toBe('gamma');
+    expect(fake.counts.get(PROC.LOOKUP) ?? 0).toBe(before);
+  });
+
   it('a RENAME whose reply was lost and that then finds no source counts as done', async () => {
     const name = id();
     fake.before = (proc, n) => (proc === PROC.RENAME && n === 1 ? 'drop-after' : undefined);
