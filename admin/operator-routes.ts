@@ -26,6 +26,7 @@ import { dissolveSupernet, parseDissolve } from './dissolve.js';
 import { StorageRoles, parseProgress, parseRole, parseVolumeName } from './storage-roles.js';
 import { LiveStats, parseStatsReport } from './live.js';
 import type { AuditEntry } from './audit.js';
+import { analyseAudit } from './audit-verify.js';
 import type { NodeRecord } from './records.js';
 import type { VarpEntry } from './varp.js';
 import type { SessionRecord } from './sessions.js';
@@ -45,6 +46,8 @@ export interface OperatorRouteDeps {
   holder: PolicyHolder;
   events: EventHub;
   live: LiveStats;
+  /** The admin's own signing key (the console's "verify" button). */
+  adminSign: string;
 }
 
 export interface OperatorExtras {
@@ -86,6 +89,15 @@ export function operatorRoutes(r: Router, d: OperatorRouteDeps): OperatorExtras 
     }
     const now = d.clock.now();
     json(ctx, 200, await d.store.read((tx) => testAdmission(tx, policy, req, now)));
+  });
+
+  // ---- audit: the service's own check of its log (the CLI's, with the pinned key, is the one to trust) ----
+  r.get('/audit/verify', operator, async (ctx) => {
+    const { entries, head } = await d.store.read((tx) => {
+      const h = membership.audit.head(tx);
+      return { entries: h ? membership.audit.since(tx, 0, h.seq) : [], head: h };
+    });
+    json(ctx, 200, analyseAudit(entries, head, d.adminSign));
   });
 
   // ---- operator admissions --------------------------------------------------------------

@@ -33,6 +33,7 @@ import { TreeKeyScheme } from './keys-tree.js';
 import { operatorRoutes } from './operator-routes.js';
 import { LiveStats } from './live.js';
 import { adminMetrics } from './metrics.js';
+import { WebConsole } from './console.js';
 import type { GroupKeyScheme } from './keys.js';
 import {
   paramNodeName,
@@ -66,6 +67,10 @@ export interface AdminServiceOptions {
   challengeTtlMs?: number;
   /** The channel-key scheme (default: {@link FlatKeyScheme}). */
   keyScheme?: GroupKeyScheme;
+  /** Mark the console's session cookie `Secure` (served over TLS, e.g. behind a proxy). */
+  consoleSecureCookies?: boolean;
+  /** Folder of the console's static files (default: admin/console/). */
+  consoleDir?: string;
   /** Bearer tokens besides the operator token that may read `GET /metrics` (admin/metrics.ts). */
   metricsTokens?: string[];
   /** Which built-in scheme to use when `keyScheme` is not given (default `flat`). */
@@ -147,6 +152,8 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
 
   const operator = async (ctx: Context, next: Next): Promise<void> => {
     const h = ctx.get('authorization');
+    // The web console's session cookie stands in for the bearer token (admin/console.ts).
+    if (!h && webConsole.authorize(ctx)) return next();
     if (!h.startsWith('Bearer ')) {
       throw new ApiError(401, 'unauthorized', 'Authorization: expected "Bearer <operator token>"');
     }
@@ -242,6 +249,17 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     json(ctx, 200, { source: p.source, hash: p.hash, loadedAt: p.loadedAt, policy: p.doc });
   });
 
+  // The administrator's web console (admin/console.ts, admin/console/).
+  const webConsole = new WebConsole({
+    operatorToken: opts.operatorToken,
+    clock,
+    logger,
+    store: opts.store,
+    audit: membership.audit,
+    secureCookies: opts.consoleSecureCookies,
+    dir: opts.consoleDir,
+  });
+
   // Policy test, admissions, dissolve, storage roles, live views (admin/operator-routes.ts).
   const live = new LiveStats();
   operatorRoutes(r, {
@@ -255,6 +273,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     holder,
     events,
     live,
+    adminSign: opts.identity.pub.sign,
   });
 
   const metrics = adminMetrics({
@@ -279,6 +298,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
       throw err;
     }
   });
+  app.use(webConsole.middleware());
   app.use(r.routes());
   app.use(r.allowedMethods({ throw: true }));
 
