@@ -3,6 +3,11 @@
  * call the engine and turn its errors into errno. Integrity failures were
  * already logged by the engine and become EIO: the filesystem never hands out
  * data it could not verify.
+ *
+ * Operations that would do nothing here (flush, opendir, releasedir) are
+ * left out on purpose: libfuse then answers them itself (and the kernel
+ * stops sending FLUSH), which saves a round trip through the event loop per
+ * close and per directory listing (docs/storage.md, "Speed").
  */
 import type { Volume } from './volume.js';
 import { FsErrno, IntegrityError } from './errors.js';
@@ -48,8 +53,6 @@ export function fuseOps(
       run('readdir', cb, async () => ['.', '..', ...(await v.readdir(path))]),
     readlink: (path: string, cb: AnyCb) => run('readlink', cb, () => v.readlink(path)),
     open: (path: string, _flags: number, cb: AnyCb) => run('open', cb, () => v.open(path)),
-    opendir: (_path: string, _flags: number, cb: AnyCb) => cb(0, 0),
-    releasedir: (_path: string, _fd: number, cb: AnyCb) => cb(0),
     create: (path: string, mode: number, cb: AnyCb) => {
       const c = caller();
       run('create', cb, () => v.create(path, mode, c.uid, c.gid));
@@ -85,7 +88,6 @@ export function fuseOps(
     utimens: (path: string, atime: number | null, mtime: number | null, cb: AnyCb) =>
       run('utimens', cb, () => v.utimens(path, atime, mtime)),
     statfs: (_path: string, cb: AnyCb) => run('statfs', cb, () => v.statfs()),
-    flush: (_path: string, _fd: number, cb: AnyCb) => cb(0),
     fsync: (_path: string, _datasync: number, _fd: number, cb: AnyCb) =>
       run('fsync', cb, () => v.commit()),
     fsyncdir: (_path: string, _datasync: number, _fd: number, cb: AnyCb) =>

@@ -20,6 +20,8 @@ import { fuseOps } from './fuse-ops.js';
 import { type Logger, nullLogger } from './log.js';
 
 const run = promisify(execFile);
+/** Kernel cache lifetime of names and attributes, seconds. */
+const ENTRY_TIMEOUT_S = 10;
 
 /** Where a volume's trusted client-side state lives by default. */
 export function defaultStateRoot(): string {
@@ -41,14 +43,20 @@ const MALLOC_TUNABLES: Record<string, string> = {
   'glibc.malloc.trim_threshold': String(256 << 20),
 };
 
-/** The environment to start a mount daemon with: `base` plus {@link MALLOC_TUNABLES}. */
+/** The environment to start a mount daemon with: `base` plus {@link MALLOC_TUNABLES} and a larger libuv thread pool. */
 export function daemonEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const given = (base.GLIBC_TUNABLES ?? '').split(':').filter((t) => t.includes('='));
   const names = new Set(given.map((t) => t.slice(0, t.indexOf('='))));
   const add = Object.entries(MALLOC_TUNABLES)
     .filter(([k]) => !names.has(k))
     .map(([k, v]) => `${k}=${v}`);
-  return { ...base, GLIBC_TUNABLES: [...given, ...add].join(':') };
+  // More threads for the store's file I/O (libuv's default is 4): reads
+  // ahead and write-behind puts keep several objects in flight.
+  return {
+    ...base,
+    GLIBC_TUNABLES: [...given, ...add].join(':'),
+    UV_THREADPOOL_SIZE: base.UV_THREADPOOL_SIZE ?? '8',
+  };
 }
 
 export interface StatePaths {
@@ -176,6 +184,12 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
       allowOther: a.allowOther ?? process.getuid?.() === 0,
       fsname: 'supernet',
       timeout: false,
+      // Only this daemon changes the volume and the kernel keeps its caches
+      // coherent with what goes through the mount, so names and attributes
+      // may be cached longer than libfuse's 1 s (file data is not: a read
+      // after open always comes here and is verified).
+      entryTimeout: ENTRY_TIMEOUT_S,
+      attrTimeout: ENTRY_TIMEOUT_S,
       debug: !!a.debug,
     },
   );

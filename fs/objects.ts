@@ -45,14 +45,22 @@ export class ObjectIO {
   private waiters: Array<() => void> = [];
   /** Objects sealed and handed to the store. */
   written = 0;
+  /** Completed puts not yet covered by an early sync. */
+  private settledNames: string[] = [];
+  private settledBytes = 0;
+  private earlySync: Promise<void> | null = null;
 
   /**
    * @param limit bytes of puts in flight before {@link room} makes writers wait
+   * @param earlySyncBytes after this many bytes of completed puts, start
+   *   making them durable in the background (0 = never): the disk writes
+   *   overlap with what follows, and the commit's sync finds little left
    */
   constructor(
     private store: ObjectStore,
     private pool: BufferPool,
     private limit: number,
+    private earlySyncBytes = 0,
   ) {}
 
   /**
@@ -84,11 +92,32 @@ export class ObjectIO {
     this.inflight.delete(name);
     this.inflightBytes -= entry.size;
     this.pool.give(entry.data);
+    if (this.earlySyncBytes > 0) {
+      this.settledNames.push(name);
+      this.settledBytes += entry.size;
+      if (this.settledBytes >= this.earlySyncBytes && !this.earlySync) this.syncEarly();
+    }
     if (this.inflightBytes <= this.limit || this.failure) {
       const w = this.waiters;
       this.waiters = [];
       for (const wake of w) wake();
     }
+  }
+
+  /**
+   * Best effort: a failure here changes nothing, as every commit still syncs
+   * its whole batch before it writes a superblock.
+   */
+  private syncEarly(): void {
+    const names = this.settledNames;
+    this.settledNames = [];
+    this.settledBytes = 0;
+    this.earlySync = this.store
+      .sync(names)
+      .catch(() => {})
+      .finally(() => {
+        this.earlySync = null;
+      });
   }
 
   /** Resolves once no more than the limit is in flight (writers wait here: backpressure). */
@@ -111,6 +140,9 @@ export class ObjectIO {
   takeBatch(): PutBatch {
     const names = this.unsynced;
     this.unsynced = [];
+    // The commit syncs all of these; early syncs start counting afresh.
+    this.settledNames = [];
+    this.settledBytes = 0;
     const pending = [...this.inflight.values()].map((e) => e.done);
     return {
       names,

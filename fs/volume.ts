@@ -75,6 +75,8 @@ export interface VolumeOptions {
   commitIntervalMs?: number;
   /** Sealed objects whose put is still running, bytes, before writers wait. */
   inflightBytes?: number;
+  /** Stored bytes after which puts are made durable early, in the background (0 = only at commits). */
+  earlySyncBytes?: number;
   /** Chunks loaded ahead of a sequential reader. */
   readAheadChunks?: number;
   now?: () => number;
@@ -226,10 +228,10 @@ export class Volume {
     this.dirtyLimit = opts.dirtyBytes ?? 32 * 1024 * 1024;
     this.interval = opts.commitIntervalMs ?? 2000;
     this.now = opts.now ?? Date.now;
-    this.readAhead = opts.readAheadChunks ?? 4;
+    this.readAhead = opts.readAheadChunks ?? 8;
     const inflight = opts.inflightBytes ?? 32 * 1024 * 1024;
     this.pool = new BufferPool(inflight + 16 * objectSize(CHUNK_SIZE));
-    this.io = new ObjectIO(store, this.pool, inflight);
+    this.io = new ObjectIO(store, this.pool, inflight, opts.earlySyncBytes ?? 64 * 1024 * 1024);
     this.chunkPool = new BufferPool(16 * CHUNK_SIZE);
     this.treeHost = {
       loadNode: (ref, b) => this.loadObject(Kind.Node, ref, b),
