@@ -725,6 +725,15 @@ export class Volume {
     const sequential = Math.abs(pos - n.readEnd) <= 2 * CHUNK_SIZE;
     n.readEnd = sequential ? Math.max(n.readEnd, end) : end;
     if (!sequential) return;
+    // Drop-behind: what a sequential reader left two chunks behind goes,
+    // so a long stream recycles a few buffers instead of flushing the cache.
+    const behind = Math.floor(pos / CHUNK_SIZE) - 2;
+    const old = behind >= 0 ? n.chunks.get(behind) : undefined;
+    if (old && !old.dirty && this.lru.delete(this.lruKey(n, behind))) {
+      n.chunks.delete(behind);
+      this.cleanBytes -= old.buf.length;
+      this.freeChunkBuf(old.buf);
+    }
     const first = Math.floor((end - 1) / CHUNK_SIZE) + 1;
     const last = Math.min(Math.floor((n.rec.size - 1) / CHUNK_SIZE), first + this.readAhead - 1);
     for (let j = first; j <= last; j++) {
@@ -859,7 +868,9 @@ export class Volume {
       done += k;
       // Write-behind: a chunk written up to its end is sealed and stored now
       // (in the background) instead of piling up until the commit.
-      if (end === CHUNK_SIZE) await this.sealChunk(n, i, c);
+      // The chunk then leaves the cache: a sequential writer rarely reads
+      // back at once, and recycling its buffer keeps the working set small.
+      if (end === CHUNK_SIZE) await this.sealChunk(n, i, c, false);
     }
     if (pos + len > n.rec.size) n.rec.size = pos + len;
     this.touch(n);
@@ -890,8 +901,12 @@ export class Volume {
     this.touch(n);
   }
 
-  /** Seals dirty chunk `i` of `n` as a new object (put in the background) and points the tree at it. */
-  private async sealChunk(n: Inode, i: number, c: Chunk): Promise<void> {
+  /**
+   * Seals dirty chunk `i` of `n` as a new object (put in the background) and
+   * points the tree at it; `keep`: the chunk stays cached (clean), else it is
+   * dropped (it reloads, verified, if it is read).
+   */
+  private async sealChunk(n: Inode, i: number, c: Chunk, keep = true): Promise<void> {
     const ref =
       c.len > 0
         ? this.writeObject(
@@ -907,7 +922,7 @@ export class Volume {
       c.dirty = false;
       this.dirtyBytesNow -= CHUNK_SIZE;
     }
-    if (c.len === 0) {
+    if (c.len === 0 || !keep) {
       if (n.chunks.get(i) === c) {
         n.chunks.delete(i);
         this.freeChunkBuf(c.buf);
