@@ -116,8 +116,13 @@ export function resolveClients(list: string, node: NodeContext | null): string[]
   const out: string[] = [];
   for (const raw of list.split(',').map((s) => s.trim())) {
     if (!raw) continue;
-    if (IPV4.test(raw)) out.push(checkClient(raw));
-    else if (!node)
+    if (IPV4.test(raw)) {
+      try {
+        out.push(checkClient(raw));
+      } catch (e) {
+        throw new CliError(EXIT.USAGE, (e as Error).message);
+      }
+    } else if (!node)
       throw new CliError(EXIT.USAGE, `client ${raw} is not an address (node names need --node)`);
     else {
       const vip = node.peers.get(raw);
