@@ -39,7 +39,9 @@ describe('web console', () => {
       /default-src 'none'; script-src 'self'/,
     );
     expect(page.headers.get('x-frame-options')).toBe('DENY');
-    expect(await page.text()).toContain('<script type="module" src="/console/console.js"></script>');
+    expect(await page.text()).toContain(
+      '<script type="module" src="/console/console.js"></script>',
+    );
     expect((await fetch(`${svc.url}/console/console.js`)).headers.get('content-type')).toMatch(
       /javascript/,
     );
