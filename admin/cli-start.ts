@@ -48,6 +48,7 @@ export async function adminStart(argv: string[]): Promise<number> {
       'varp-ttl-ms': 'string',
       'log-level': 'string',
       'metrics-token-file': 'string',
+      'console-secure-cookies': 'boolean',
     },
     { min: 0, max: 0, names: '' },
   );
@@ -158,6 +159,7 @@ export async function adminStart(argv: string[]): Promise<number> {
     varpTtlMs,
     operatorToken,
     metricsTokens,
+    consoleSecureCookies: Boolean(opts['console-secure-cookies']),
     keySchemeName: keyScheme,
   });
   try {
