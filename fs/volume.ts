@@ -195,7 +195,10 @@ export class Volume {
   private garbage: Ref[] = [];
   private lru = new Map<string, [Inode, number]>();
   private cleanBytes = 0;
+  /** Buffer bytes of dirty chunks (what they really hold in memory, not CHUNK_SIZE each). */
   private dirtyBytesNow = 0;
+  /** Every dirty chunk and where it belongs, so flushes need not walk all inodes. */
+  private dirtyChunks = new Map<Chunk, [Inode, number]>();
   private handles = new Map<number, Inode>();
   private nextFh = 1;
   private timer: NodeJS.Timeout | null = null;
@@ -781,7 +784,15 @@ export class Volume {
     if (c.dirty) return;
     c.dirty = true;
     if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
-    this.dirtyBytesNow += CHUNK_SIZE;
+    this.dirtyBytesNow += c.buf.length;
+    this.dirtyChunks.set(c, [n, i]);
+  }
+
+  private makeClean(c: Chunk): void {
+    if (!c.dirty) return;
+    c.dirty = false;
+    this.dirtyBytesNow -= c.buf.length;
+    this.dirtyChunks.delete(c);
   }
 
   private evict(): void {
@@ -801,7 +812,7 @@ export class Volume {
     for (const [i, c] of n.chunks) {
       if (i < from) continue;
       n.chunks.delete(i);
-      if (c.dirty) this.dirtyBytesNow -= CHUNK_SIZE;
+      if (c.dirty) this.makeClean(c);
       else if (this.lru.delete(this.lruKey(n, i))) this.cleanBytes -= c.buf.length;
       this.freeChunkBuf(c.buf);
     }
@@ -847,7 +858,8 @@ export class Volume {
     c.buf.copy(grown, 0, 0, c.len);
     if (off > c.len) grown.fill(0, c.len, off);
     grown.fill(0, Math.max(end, c.len));
-    if (!c.dirty && this.lru.has(this.lruKey(n, i))) this.cleanBytes += size - c.buf.length;
+    if (c.dirty) this.dirtyBytesNow += size - c.buf.length;
+    else if (this.lru.has(this.lruKey(n, i))) this.cleanBytes += size - c.buf.length;
     c.buf = grown;
   }
 
@@ -918,10 +930,7 @@ export class Volume {
     const old = await n.tree.get(i);
     if (old) this.garbage.push(old);
     await n.tree.set(i, ref);
-    if (c.dirty) {
-      c.dirty = false;
-      this.dirtyBytesNow -= CHUNK_SIZE;
-    }
+    this.makeClean(c);
     if (c.len === 0 || !keep) {
       if (n.chunks.get(i) === c) {
         n.chunks.delete(i);
@@ -935,14 +944,11 @@ export class Volume {
 
   /** Seals every dirty chunk (bounding memory; the puts run in the background). */
   private async flushLocked(): Promise<void> {
-    const jobs: Array<[Inode, number, Chunk]> = [];
-    for (const n of this.inodes.values()) {
+    for (const [c, [n, i]] of [...this.dirtyChunks]) {
       // Deleted inodes' chunks are dropped by the commit, not stored.
       if (this.deleted.has(n)) continue;
-      for (const [i, c] of n.chunks) if (c.dirty) jobs.push([n, i, c]);
-    }
-    for (const [n, i, c] of jobs)
       if (c.dirty && n.chunks.get(i) === c) await this.sealChunk(n, i, c);
+    }
     this.evict();
   }
 
@@ -981,7 +987,7 @@ export class Volume {
     return (
       this.dirtyPages.size > 0 ||
       this.deleted.size > 0 ||
-      this.dirtyBytesNow > 0 ||
+      this.dirtyChunks.size > 0 ||
       this.itable.changed
     );
   }
