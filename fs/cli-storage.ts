@@ -5,6 +5,7 @@
  *       [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS]
  *       [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path /export]
  *   supernet storage status [--state DIR | --node NAME] [--json]
+ *   supernet storage reencrypt BACKING --key KEY [--node NAME] [--supernet ID --volume NAME]
  *
  * `serve` runs nfs-ganesha inside the provider node's network namespace
  * (found through the host agent) in a private mount namespace of its own,
@@ -17,11 +18,13 @@
  * so the filesystem's NFS traffic crosses the node's channels.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall } from '../net/control.js';
+import { API_PREFIX, OPERATOR_AUTH_SCHEME } from '../admin/protocol.js';
 import {
   checkClient,
   DEFAULT_EXPORT_PATH,
@@ -341,6 +344,155 @@ async function status(argv: string[]): Promise<number> {
   return EXIT.OK;
 }
 
+const REENCRYPT_USAGE =
+  'supernet storage reencrypt BACKING --key KEY_FILE [--state DIR] [--node NAME [--agent SOCKET]] [--supernet ID --volume NAME [--admin URL] [--token-file FILE]]';
+
+/** Reports re-encryption progress to the admin API (`PUT …/storage/volumes/V/progress`). */
+class ProgressReporter {
+  private last = 0;
+  private warned = false;
+  private pending: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly url: string,
+    private readonly token: string,
+    private readonly sid: string,
+    private readonly volume: string,
+  ) {}
+
+  /** Queues a report; `force` skips the rate limit (first and last). */
+  report(
+    state: 'running' | 'done' | 'failed',
+    done: number | null,
+    total: number | null,
+    force = false,
+  ): void {
+    const now = Date.now();
+    if (!force && now - this.last < 500) return;
+    this.last = now;
+    const path = `/supernets/${encodeURIComponent(this.sid)}/storage/volumes/${encodeURIComponent(this.volume)}/progress`;
+    this.pending = this.pending.then(async () => {
+      try {
+        const res = await fetch(this.url.replace(/\/+$/, '') + API_PREFIX + path, {
+          method: 'PUT',
+          headers: {
+            Authorization: `${OPERATOR_AUTH_SCHEME} ${this.token}`,
+            'Content-Type': 'application/json',
+          },
+          body: JSON.stringify({ state, done, total }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      } catch (e) {
+        // The re-encryption must not depend on the admin service being there.
+        if (!this.warned)
+          process.stderr.write(
+            `supernet storage reencrypt: cannot report progress: ${(e as Error).message}\n`,
+          );
+        this.warned = true;
+      }
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.pending;
+  }
+}
+
+/** The operator token as the admin CLI finds it: --token-file, SUPERNET_TOKEN, SUPERNET_TOKEN_FILE. */
+function operatorToken(file: string | undefined): string {
+  if (!file && process.env.SUPERNET_TOKEN) return process.env.SUPERNET_TOKEN.trim();
+  const f = file ?? process.env.SUPERNET_TOKEN_FILE;
+  if (!f)
+    throw new CliError(
+      EXIT.USAGE,
+      'reporting progress needs an operator token (--token-file or SUPERNET_TOKEN)',
+    );
+  try {
+    return readFileSync(f, 'utf8').trim();
+  } catch (e) {
+    throw new CliError(
+      EXIT.NOPERM,
+      `cannot read the token file ${f}: ${(e as NodeJS.ErrnoException).code}`,
+    );
+  }
+}
+
+/**
+ * `storage reencrypt`: `supernet fs rekey` (inside `--node`, resumable, on a
+ * mounted or unmounted volume) with its progress reported to the admin API,
+ * where `storage-role list` and the console show it (issue 5: revocation
+ * "shown with progress (CLI and admin API)"). Run from the member's host
+ * namespace, which reaches the admin service; the rekey itself runs inside
+ * the node.
+ */
+async function reencrypt(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      key: { type: 'string' },
+      state: { type: 'string' },
+      node: { type: 'string' },
+      agent: { type: 'string' },
+      supernet: { type: 'string' },
+      volume: { type: 'string' },
+      admin: { type: 'string' },
+      'token-file': { type: 'string' },
+    },
+    REENCRYPT_USAGE,
+  );
+  if (positionals.length !== 1 || !values.key)
+    throw new CliError(EXIT.USAGE, `usage: ${REENCRYPT_USAGE}`);
+  let reporter: ProgressReporter | null = null;
+  if (values.volume) {
+    const admin = (values.admin as string | undefined) ?? process.env.SUPERNET_ADMIN;
+    if (!values.supernet || !admin)
+      throw new CliError(EXIT.USAGE, '--volume needs --supernet and --admin (or SUPERNET_ADMIN)');
+    reporter = new ProgressReporter(
+      admin,
+      operatorToken(values['token-file'] as string | undefined),
+      values.supernet as string,
+      values.volume as string,
+    );
+  }
+  const child = [
+    process.execPath,
+    CLI_PATH(),
+    'fs',
+    'rekey',
+    positionals[0]!,
+    '--key',
+    values.key as string,
+  ];
+  for (const k of ['state', 'node', 'agent', 'supernet'] as const)
+    if (values[k]) child.push(`--${k}`, values[k] as string);
+  reporter?.report('running', 0, null, true);
+  let done: number | null = null;
+  let total: number | null = null;
+  const code = await new Promise<number>((res) => {
+    const c = spawn(child[0]!, child.slice(1), { stdio: ['ignore', 'inherit', 'pipe'] });
+    let buf = '';
+    c.stderr!.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      buf += d.toString('utf8');
+      // fs rekey's progress lines: "rekey to epoch N [###---]  42% done/total objects"
+      for (const m of buf.matchAll(/(\d+)\/(\d+) objects/g)) {
+        done = Number(m[1]);
+        total = Number(m[2]);
+      }
+      buf = buf.slice(Math.max(0, buf.lastIndexOf('\n') + 1));
+      if (total !== null) reporter?.report('running', done, total);
+    });
+    const fwd = (sig: NodeJS.Signals) => (): void => void c.kill(sig);
+    process.once('SIGTERM', fwd('SIGTERM'));
+    process.once('SIGINT', fwd('SIGINT'));
+    c.once('error', () => res(EXIT.UNAVAILABLE));
+    c.once('exit', (code) => res(code ?? EXIT.SOFTWARE));
+  });
+  reporter?.report(code === 0 ? 'done' : 'failed', code === 0 ? total : done, total, true);
+  await reporter?.flush();
+  return code;
+}
+
 /**
  * Re-runs `supernet CMD ARGV` inside node `--node`'s network namespace (only
  * the network: mounts it makes stay visible on the host and to the node's
@@ -397,6 +549,11 @@ export const storageCommands: Record<string, Command> = {
     summary: 'run nfs-ganesha in a provider node, exporting one folder to given clients',
     usage: SERVE_USAGE,
     run: (a) => guarded('storage serve', () => serve(a)),
+  },
+  'storage reencrypt': {
+    summary: 're-encrypt a volume to a new key epoch (after a revocation), reporting progress',
+    usage: REENCRYPT_USAGE,
+    run: (a) => guarded('storage reencrypt', () => reencrypt(a)),
   },
   'storage status': {
     summary: 'show a running storage provider',

@@ -11,8 +11,9 @@
  *     folder holds only opaque objects;
  *  3. libnfs (nfs-ls, nfs-cat) in a1 sees the same objects as the provider;
  *  4. ganesha killed during a copy: the copy completes and is correct;
- *  5. expel c1 while a1 keeps writing: the volume is re-encrypted to a new
- *     key epoch (`fs rekey`, run by a1 while mounted), a1 sees no error, and
+ *  5. expel c1 and revoke its storage role while a1 keeps writing: the volume
+ *     is re-encrypted to a new key epoch (`storage reencrypt`, run for a1
+ *     while mounted, progress on the admin API), a1 sees no error, and
  *     a copy of the export taken afterwards opens with nothing c1 held
  *     (the key is handed to members as a file here; see docs/nfs.md); the
  *     re-encryption survives a kill -9 of the daemon doing it and resumes;
@@ -66,12 +67,24 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const HOST_OF: Record<string, string> = { a1: 'h1', c1: 'h2', bigdisk1: 'h3' };
 
 /** `supernet ARGS` in a host namespace, sharing the machine's mounts (FUSE visible to the test). */
-async function cli(host: string, args: string[], allowFail = false) {
+async function cli(host: string, args: string[], allowFail = false, env?: Record<string, string>) {
   return bed.run(bed.host(host).ns, SUPERNET_BIN, args, {
     mounts: 'shared',
     allowFail,
     timeoutMs: 120_000,
+    env,
   });
+}
+
+/** The volume's record on the admin service (storage roles, re-encryption progress). */
+async function volumeRecord(): Promise<{ members: string[]; reencrypt: Record<string, unknown> }> {
+  const r = await sn.cli(null, ['storage-role', 'list', '0x4711', '--json']);
+  const vols = JSON.parse(r.stdout) as Array<{
+    volume: string;
+    members: string[];
+    reencrypt: Record<string, unknown>;
+  }>;
+  return vols.find((v) => v.volume === 'vol1')!;
 }
 
 async function mountIn(n: string, mnt: string): Promise<void> {
@@ -131,6 +144,8 @@ beforeAll(async () => {
   ]);
   await provider.waitForOutput(/serving nfs:\/\//, 30_000);
   url = 'nfs://bigdisk1/export';
+  // a1 and c1 hold the storage role of the volume (admin records, audited).
+  for (const n of ['a1', 'c1']) await sn.cli(null, ['storage-role', 'grant', '0x4711', 'vol1', n]);
   key = join(bed.dir, 'volume.key');
   const init = await cli('h1', [
     'fs',
@@ -383,21 +398,40 @@ describe('outsourced storage on Figure 6', () => {
         }
       })();
       await sn.cli(null, ['expel', '0x4711', 'c1']);
-      const rekey = await cli('h1', [
-        'fs',
-        'rekey',
-        '--node',
-        'a1',
-        '--agent',
-        sn.agentSocket('h1'),
-        url,
-        '--key',
-        key,
-        '--state',
-        join(bed.dir, 'fs-state-a1'),
-      ]);
+      await sn.cli(null, ['storage-role', 'revoke', '0x4711', 'vol1', 'c1']);
+      expect(await volumeRecord()).toMatchObject({
+        members: ['a1'],
+        reencrypt: { state: 'needed' },
+      });
+      const rekey = await cli(
+        'h1',
+        [
+          'storage',
+          'reencrypt',
+          url,
+          '--key',
+          key,
+          '--state',
+          join(bed.dir, 'fs-state-a1'),
+          '--node',
+          'a1',
+          '--agent',
+          sn.agentSocket('h1'),
+          '--supernet',
+          '0x4711',
+          '--volume',
+          'vol1',
+        ],
+        false,
+        { SUPERNET_ADMIN: sn.adminUrl, SUPERNET_TOKEN_FILE: join(sn.adminState, 'operator.token') },
+      );
       expect(rekey.stderr).toMatch(/rekey to epoch 2 \[#+\] 100%/);
+      expect(rekey.stderr).not.toMatch(/cannot report progress/);
       expect(rekey.stdout).toMatch(/rekeyed to epoch 2/);
+      const rec = await volumeRecord();
+      expect(rec.reencrypt.state).toBe('done');
+      expect(rec.reencrypt.total).toBeGreaterThan(0);
+      expect(rec.reencrypt.done).toBe(rec.reencrypt.total);
       stop = true;
       await writer;
       expect(errors).toEqual([]);
@@ -456,6 +490,19 @@ describe('outsourced storage on Figure 6', () => {
     // (fs/mount.ts control() ends without an error when the daemon dies
     // mid-request, so the exit code says nothing; the missing result does.)
     expect(first.output()).not.toMatch(/rekeyed to epoch 3/);
+    // Until its (new) parent reaps it, a killed daemon is a zombie that
+    // kill(pid, 0) still finds, and the mount looks busy.
+    await until(
+      () => {
+        try {
+          process.kill(daemon.pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { what: 'the killed daemon to be reaped', timeoutMs: 20_000 },
+    );
     // The dead daemon's mount goes away (autoUnmount); mount again and resume.
     await until(async () => !readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${m} `), {
       what: 'the dead mount to go',
