@@ -142,6 +142,13 @@ class Inode {
   }
 }
 
+/**
+ * Commit at most this long after the first unsynced change, like ext4's
+ * default journal commit interval: fsync makes anything durable at once;
+ * the timer only bounds what a crash may lose.
+ */
+const DEFAULT_COMMIT_MS = 5000;
+
 /** The buffer of a chunk that holds nothing yet. */
 const EMPTY = Buffer.alloc(0);
 /** Smallest buffer a written chunk gets. */
@@ -229,7 +236,7 @@ export class Volume {
     this.readOnly = !!opts.readOnly;
     this.cacheLimit = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.dirtyLimit = opts.dirtyBytes ?? 32 * 1024 * 1024;
-    this.interval = opts.commitIntervalMs ?? 2000;
+    this.interval = opts.commitIntervalMs ?? DEFAULT_COMMIT_MS;
     this.now = opts.now ?? Date.now;
     this.readAhead = opts.readAheadChunks ?? 8;
     const inflight = opts.inflightBytes ?? 32 * 1024 * 1024;
