@@ -1088,10 +1088,13 @@ export class Volume {
         clearTimeout(this.timer);
         this.timer = null;
       }
-      // Commits become durable in the order they were sealed.
-      const durable = this.persisting.then(() => this.persist(batch, data, next, garbage));
+      // Commits become durable in the order they were sealed. The deletions
+      // of step 5 follow in the background: the commit is durable before
+      // them, and close() waits for them.
+      const durable = this.persisting.then(() => this.persist(batch, data, next));
+      const cleaned = durable.then(() => this.deleteGarbage(garbage));
       this.lastDurable = durable;
-      this.persisting = durable.catch(() => {});
+      this.persisting = cleaned.catch(() => {});
       return { durable };
     } catch (e) {
       if (!(e instanceof FsErrno) && !(e instanceof IntegrityError)) this.fail(e as Error);
@@ -1106,28 +1109,35 @@ export class Volume {
   }
 
   /**
-   * Commit steps 2–5: wait for the batch's puts and make them durable, write
-   * the superblock atomically and durably, advance the anchor, and only then
-   * delete what the previous tree used. Runs without the lock.
+   * Commit steps 2–4: wait for the batch's puts and make them durable, write
+   * the superblock atomically and durably, advance the anchor. Runs without
+   * the lock.
    */
-  private async persist(
-    batch: PutBatch,
-    superblock: Buffer,
-    next: Superblock,
-    garbage: Ref[],
-  ): Promise<void> {
+  private async persist(batch: PutBatch, superblock: Buffer, next: Superblock): Promise<void> {
     try {
       if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
       await batch.done;
       await this.store.sync(batch.names);
       await this.store.put('superblock', superblock, true);
       await this.anchor.write({ version: next.version, hash: superHash(superblock) });
-      const dead = garbage.map((r) => idName(r.id));
-      await inParallel(dead, 16, (name) => this.store.delete(name));
-      this.counters.objectsDeleted += dead.length;
       this.counters.commits++;
     } catch (e) {
       if (!(e instanceof FsErrno)) this.fail(e as Error);
+      throw e;
+    }
+  }
+
+  /**
+   * Commit step 5: delete what the previous tree used, once the superblock
+   * that no longer needs it is durable.
+   */
+  private async deleteGarbage(garbage: Ref[]): Promise<void> {
+    const dead = garbage.map((r) => idName(r.id));
+    try {
+      await inParallel(dead, 16, (name) => this.store.delete(name));
+      this.counters.objectsDeleted += dead.length;
+    } catch (e) {
+      this.fail(e as Error);
       throw e;
     }
   }
@@ -1723,6 +1733,8 @@ export class Volume {
       // Anything still sealed under an old epoch (orphans of a crash) goes too.
       const stale = await this.refsOutside(target);
       if (stale > 0) throw new FsErrno('EIO', `rekey left ${stale} objects under old epochs`);
+      // Earlier commits' deletions first (they need no lock), then the rest.
+      await this.persisting;
       const live = await this.reachable();
       for (const name of await this.store.list())
         if (!live.has(name)) await this.store.delete(name);
