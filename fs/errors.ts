@@ -29,7 +29,12 @@ export class FsErrno extends Error {
     readonly errno: Errno,
     message?: string,
   ) {
+    // An answer to the caller (ENOENT for every lookup of a new name), not a
+    // bug: no stack trace, whose capture costs more than the lookup.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ?? errno);
+    Error.stackTraceLimit = limit;
     this.name = 'FsErrno';
   }
 }

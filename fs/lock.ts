@@ -42,6 +42,16 @@ export class RwLock {
 
   /** Runs `fn` while holding the lock shared. */
   async read<T>(fn: () => Promise<T>): Promise<T> {
+    // Uncontended (the common case): take it at once, without a queue turn.
+    if (!this.writer && this.queue.length === 0) {
+      this.readers++;
+      try {
+        return await fn();
+      } finally {
+        this.readers--;
+        this.pump();
+      }
+    }
     const release = await this.acquire(false);
     try {
       return await fn();
@@ -52,6 +62,15 @@ export class RwLock {
 
   /** Runs `fn` while holding the lock exclusively. */
   async write<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.writer && this.readers === 0 && this.queue.length === 0) {
+      this.writer = true;
+      try {
+        return await fn();
+      } finally {
+        this.writer = false;
+        this.pump();
+      }
+    }
     const release = await this.acquire(true);
     try {
       return await fn();

@@ -126,6 +126,11 @@ export class ObjectIO {
       await new Promise<void>((r) => this.waiters.push(r));
   }
 
+  /** True while writers should wait in {@link room}. */
+  get crowded(): boolean {
+    return this.inflightBytes > this.limit && !this.failure;
+  }
+
   /** Bytes of puts in flight now. */
   get pendingBytes(): number {
     return this.inflightBytes;

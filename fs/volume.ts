@@ -151,8 +151,8 @@ const DEFAULT_COMMIT_MS = 5000;
 
 /** The buffer of a chunk that holds nothing yet. */
 const EMPTY = Buffer.alloc(0);
-/** Smallest buffer a written chunk gets. */
-const MIN_CHUNK_BUF = 4096;
+/** Smallest buffer a written chunk gets (tiny files take a slice of Node's shared pool). */
+const MIN_CHUNK_BUF = 256;
 
 const pageOf = (ino: number): number => Math.floor(ino / INODES_PER_PAGE);
 const superHash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
@@ -1488,7 +1488,7 @@ export class Volume {
   async write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     // Backpressure: writers wait while too many puts are still running, and
     // wait outside the lock, so other operations go on meanwhile.
-    await this.io.room();
+    if (this.io.crowded) await this.io.room();
     return this.lock.write(async () => {
       if (this.readOnly) throw new FsErrno('EROFS');
       const n = this.handle(fh);
