@@ -58,7 +58,7 @@ export async function adminStart(argv: string[]): Promise<number> {
   const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 1000);
   // Channel-key scheme (docs/keys.md §8); SUPERNET_KEY_SCHEME sets the default for a deployment.
   const keyScheme =
-    (opts['key-scheme'] as string | undefined) ?? process.env.SUPERNET_KEY_SCHEME ?? 'flat';
+    (opts['key-scheme'] as string | undefined) ?? process.env.SUPERNET_KEY_SCHEME ?? 'tree';
   if (keyScheme !== 'flat' && keyScheme !== 'tree') {
     throw new CliError(EXIT.USAGE, `${cmd}: --key-scheme expects tree or flat, got ${keyScheme}`);
   }

@@ -30,6 +30,7 @@ import { EventHub, streamKey } from './events.js';
 import { Membership, type Effects } from './membership.js';
 import { FlatKeyScheme } from './keys-flat.js';
 import { TreeKeyScheme } from './keys-tree.js';
+import { storageNodeRoutes } from './storage-routes.js';
 import { operatorRoutes } from './operator-routes.js';
 import { LiveStats } from './live.js';
 import { adminMetrics } from './metrics.js';
@@ -65,7 +66,7 @@ export interface AdminServiceOptions {
   keepAliveMs?: number;
   coalesceMs?: number;
   challengeTtlMs?: number;
-  /** The channel-key scheme (default: {@link FlatKeyScheme}). */
+  /** The channel-key scheme (default: {@link TreeKeyScheme}, see `keySchemeName`). */
   keyScheme?: GroupKeyScheme;
   /** Mark the console's session cookie `Secure` (served over TLS, e.g. behind a proxy). */
   consoleSecureCookies?: boolean;
@@ -73,7 +74,10 @@ export interface AdminServiceOptions {
   consoleDir?: string;
   /** Bearer tokens besides the operator token that may read `GET /metrics` (admin/metrics.ts). */
   metricsTokens?: string[];
-  /** Which built-in scheme to use when `keyScheme` is not given (default `flat`). */
+  /**
+   * Which built-in scheme to use when `keyScheme` is not given (default `tree`,
+   * docs/keys.md §8; `flat` stays selectable as the benchmark peer and fallback).
+   */
   keySchemeName?: 'flat' | 'tree';
 }
 
@@ -106,9 +110,9 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     opts.policy instanceof Policy ? PolicyHolder.fixed(opts.policy, logger) : opts.policy;
   const scheme =
     opts.keyScheme ??
-    (opts.keySchemeName === 'tree'
-      ? new TreeKeyScheme(opts.identity, clock, graceMs, logger)
-      : new FlatKeyScheme(opts.identity, clock, graceMs));
+    (opts.keySchemeName === 'flat'
+      ? new FlatKeyScheme(opts.identity, clock, graceMs)
+      : new TreeKeyScheme(opts.identity, clock, graceMs, logger));
   const membership = new Membership({
     store: opts.store,
     identity: opts.identity,
@@ -237,6 +241,8 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     const name = paramNodeName(ctx.params.name);
     const reason = parseExpel(await readJsonBody(ctx));
     publish(await membership.expel(sid, name, reason));
+    // Storage key groups: an expelled member's volumes rotate and re-encrypt (issue 5).
+    await extras.storage.expelNode(sid, name);
     json(ctx, 200, { ok: true });
   });
   r.get('/audit', operator, async (ctx) => {
@@ -262,7 +268,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
 
   // Policy test, admissions, dissolve, storage roles, live views (admin/operator-routes.ts).
   const live = new LiveStats();
-  operatorRoutes(r, {
+  const extras = operatorRoutes(r, {
     operator,
     nodeAuth,
     json,
@@ -275,6 +281,9 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     live,
     adminSign: opts.identity.pub.sign,
   });
+  // Storage key groups and their node routes (admin/storage-keys.ts, admin/storage-routes.ts).
+  extras.storage.attachKeys(opts.identity, publish);
+  storageNodeRoutes(r, { nodeAuth, json, storage: extras.storage });
 
   const metrics = adminMetrics({
     store: opts.store,

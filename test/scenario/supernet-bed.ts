@@ -156,7 +156,8 @@ export class SupernetBed {
     ];
     if (this.opts.graceMs !== undefined) args.push('--grace-ms', String(this.opts.graceMs));
     if (this.opts.varpTtlMs !== undefined) args.push('--varp-ttl-ms', String(this.opts.varpTtlMs));
-    if (this.opts.keyScheme !== undefined) args.push('--key-scheme', this.opts.keyScheme);
+    // The key tree is the default (docs/keys.md §8); a test may ask for the flat peer.
+    args.push('--key-scheme', this.opts.keyScheme ?? 'tree');
     this.admin = this.bed.spawn(this.bed.host(host).ns, SUPERNET_BIN, args, {
       logFile: 'admin.log',
     });

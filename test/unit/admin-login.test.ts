@@ -57,7 +57,8 @@ describe('admin login', () => {
       null,
       Date.now(),
     );
-    r = await startService({ policy });
+    // Pinned to the flat scheme: these cases check its per-member sealed keys (the tree's are in keys-tree.test.ts).
+    r = await startService({ policy, keySchemeName: 'flat' });
     await r.client.createSupernet({
       id: '0x4711',
       pool: '10.71.17.0/24',

@@ -26,7 +26,7 @@ describe('channel epochs (flat key scheme) over the API', () => {
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
-    r = await startService({ graceMs: GRACE });
+    r = await startService({ graceMs: GRACE, keySchemeName: 'flat' });
     await r.client.createSupernet({
       id: '0x4711',
       pool: '10.71.17.0/24',

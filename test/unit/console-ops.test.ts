@@ -39,7 +39,8 @@ beforeAll(async () => {
     null,
     Date.now(),
   );
-  svc = await startService({ policy });
+  // Flat scheme: the dissolve case counts its key records (two channels, one record each).
+  svc = await startService({ policy, keySchemeName: 'flat' });
   await svc.client.createSupernet({
     id: '0x4711',
     pool: '10.71.17.0/24',
