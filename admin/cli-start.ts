@@ -19,6 +19,7 @@ import { LowdbStore } from './store-lowdb.js';
 import { PolicyError, PolicyHolder, POLICY_VERSION } from './policy.js';
 import { jsonLogger, type LogLevel } from './logger.js';
 import { createAdminService, DEFAULT_GRACE_MS, DEFAULT_VARP_TTL_MS } from './server.js';
+import { DEFAULT_REKEY_BATCH_MS } from './keytree-flush.js';
 import { hostPort, intOption, parseArgs } from './argv.js';
 import {
   ADMIN_INFO_FILE,
@@ -45,6 +46,7 @@ export async function adminStart(argv: string[]): Promise<number> {
       policy: 'string',
       'grace-ms': 'string',
       'key-scheme': 'string',
+      'rekey-batch-ms': 'string',
       'varp-ttl-ms': 'string',
       'log-level': 'string',
       'metrics-token-file': 'string',
@@ -62,6 +64,14 @@ export async function adminStart(argv: string[]): Promise<number> {
   if (keyScheme !== 'flat' && keyScheme !== 'tree') {
     throw new CliError(EXIT.USAGE, `${cmd}: --key-scheme expects tree or flat, got ${keyScheme}`);
   }
+  // Leaves/expels inside this window go out as one rekey message (docs/keys.md §Batching).
+  const rekeyBatchMs = intOption(
+    cmd,
+    'rekey-batch-ms',
+    opts['rekey-batch-ms'],
+    DEFAULT_REKEY_BATCH_MS,
+    0,
+  );
   const level = ((opts['log-level'] as string | undefined) ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) {
     throw new CliError(EXIT.USAGE, `${cmd}: --log-level expects debug, info, warn or error`);
@@ -161,6 +171,7 @@ export async function adminStart(argv: string[]): Promise<number> {
     metricsTokens,
     consoleSecureCookies: Boolean(opts['console-secure-cookies']),
     keySchemeName: keyScheme,
+    rekeyBatchMs,
   });
   try {
     await svc.listen(listen.port, listen.host);

@@ -51,6 +51,25 @@ interface LogRecord {
 const headerKey = (sid: string, ch: string): string => `keytree|${sid}|${ch}`;
 const chunkKey = (sid: string, ch: string, c: number): string => `keytree|${sid}|${ch}|${c}`;
 const logKey = (sid: string, ch: string): string => `keytree-log|${sid}|${ch}`;
+const pendingKey = (sid: string, ch: string): string => `keytree-pending|${sid}|${ch}`;
+
+/** Removals waiting for their batch (docs/keys.md §Batching), stored so an aborted transaction drops them too. */
+interface PendingRecord {
+  names: string[];
+}
+
+/** Options of {@link TreeKeyScheme} beyond its required arguments. */
+export interface TreeKeySchemeOptions {
+  /**
+   * Batching window for leaves and expels (ms; 0 = each removal rekeys at
+   * once). With a window, `onLeave` only records the removal; the batch goes
+   * out as one rekey message when {@link TreeKeyScheme.flushPending} runs
+   * (from the caller's timer, or before the next join of the channel).
+   */
+  batchMs?: number;
+  /** Called (inside the removal's transaction) when a removal waits for its batch. */
+  onPending?: (supernet: string, channel: string) => void;
+}
 
 /** The tree scheme; `welcomeFor` is the extra seam method the config builder uses. */
 export class TreeKeyScheme implements GroupKeyScheme {
@@ -62,7 +81,41 @@ export class TreeKeyScheme implements GroupKeyScheme {
     private readonly clock: Clock,
     private readonly graceMs: number,
     private readonly logger?: Logger,
+    private readonly opts: TreeKeySchemeOptions = {},
   ) {}
+
+  /** Batching window (ms); 0 when removals rekey at once. */
+  get batchMs(): number {
+    return this.opts.batchMs ?? 0;
+  }
+
+  private pendingOf(tx: ReadTx, sid: string, ch: string): string[] {
+    return tx.get<PendingRecord>('keys', pendingKey(sid, ch))?.names ?? [];
+  }
+
+  /**
+   * Sends the channel's pending removals as ONE rekey message (one epoch).
+   * Returns the new epoch and the removed names, or null if nothing was pending.
+   */
+  flushPending(tx: WriteTx, sid: string, ch: string): { epoch: number; removed: string[] } | null {
+    const names = this.pendingOf(tx, sid, ch);
+    if (names.length === 0) return null;
+    tx.delete('keys', pendingKey(sid, ch));
+    const t = this.tree(tx, sid, ch);
+    if (!t) return null;
+    const removed = names.filter((n) => t.has(n));
+    if (removed.length === 0) return null;
+    const r = t.remove(removed);
+    this.persist(tx, sid, ch, t);
+    this.appendLog(tx, sid, ch, r.epoch, r.message);
+    this.logger?.info('keytree batch rekey', {
+      supernet: sid,
+      channel: ch,
+      removed: removed.length,
+      epoch: r.epoch,
+    });
+    return { epoch: r.epoch, removed };
+  }
 
   private group(sid: string, ch: string): Buffer {
     return channelGroupId(supernetIdBytes(sid), parseChannelId(ch));
@@ -135,6 +188,9 @@ export class TreeKeyScheme implements GroupKeyScheme {
 
   onJoin(tx: WriteTx, sid: string, ch: string, member: KeyMember): number {
     const t = this.need(tx, sid, ch);
+    // Pending leavers hold the current keys, from which a join's keys follow
+    // by the one-way step: they must be gone before anyone joins.
+    this.flushPending(tx, sid, ch);
     if (t.has(member.name)) return t.epoch;
     const r = t.join([member.name]);
     this.persist(tx, sid, ch, t);
@@ -145,6 +201,16 @@ export class TreeKeyScheme implements GroupKeyScheme {
   onLeave(tx: WriteTx, sid: string, ch: string, memberName: string): number {
     const t = this.need(tx, sid, ch);
     if (!t.has(memberName)) return t.epoch;
+    if (this.batchMs > 0) {
+      const names = this.pendingOf(tx, sid, ch);
+      if (!names.includes(memberName))
+        tx.put('keys', pendingKey(sid, ch), {
+          names: [...names, memberName],
+        } satisfies PendingRecord);
+      this.opts.onPending?.(sid, ch);
+      // The batch's epoch, unless a join flushes it first (then that is one later).
+      return t.epoch + 1;
+    }
     const r = t.remove([memberName]);
     this.persist(tx, sid, ch, t);
     this.appendLog(tx, sid, ch, r.epoch, r.message);
@@ -168,7 +234,7 @@ export class TreeKeyScheme implements GroupKeyScheme {
     welcome: boolean,
   ): KeyTreeMaterial | null {
     const t = this.tree(tx, sid, ch);
-    if (!t || !t.has(member.name)) return null;
+    if (!t || !t.has(member.name) || this.pendingOf(tx, sid, ch).includes(member.name)) return null;
     const log = tx.get<LogRecord>('keys', logKey(sid, ch));
     const out: KeyTreeMaterial = {
       channel: ch,
@@ -179,8 +245,10 @@ export class TreeKeyScheme implements GroupKeyScheme {
     return out;
   }
 
+  /** Current members; a removal waiting for its batch has already left. */
   members(tx: ReadTx, sid: string, ch: string): string[] {
-    return this.tree(tx, sid, ch)?.members() ?? [];
+    const pending = new Set(this.pendingOf(tx, sid, ch));
+    return (this.tree(tx, sid, ch)?.members() ?? []).filter((n) => !pending.has(n));
   }
 
   describe(tx: ReadTx, sid: string, ch: string): ChannelKeyInfo | null {
@@ -191,7 +259,7 @@ export class TreeKeyScheme implements GroupKeyScheme {
     return {
       epoch: t.epoch,
       startedAt: log?.entries.at(-1)?.at ?? null,
-      members: t.size,
+      members: t.size - this.pendingOf(tx, sid, ch).filter((n) => t.has(n)).length,
       previous: (log?.previous ?? []).filter((p) => p.acceptUntil > now),
     };
   }
@@ -203,6 +271,7 @@ export class TreeKeyScheme implements GroupKeyScheme {
     for (const [key] of tx.list('keys', `${headerKey(sid, ch)}|`)) tx.delete('keys', key);
     tx.delete('keys', headerKey(sid, ch));
     tx.delete('keys', logKey(sid, ch));
+    tx.delete('keys', pendingKey(sid, ch));
   }
 
   /** Wipes every cached tree (service shutdown). */

@@ -30,6 +30,7 @@ import { EventHub, streamKey } from './events.js';
 import { Membership, type Effects } from './membership.js';
 import { FlatKeyScheme } from './keys-flat.js';
 import { TreeKeyScheme } from './keys-tree.js';
+import { DEFAULT_REKEY_BATCH_MS, RekeyFlusher } from './keytree-flush.js';
 import { storageNodeRoutes } from './storage-routes.js';
 import { operatorRoutes } from './operator-routes.js';
 import { LiveStats } from './live.js';
@@ -79,6 +80,12 @@ export interface AdminServiceOptions {
    * docs/keys.md §8; `flat` stays selectable as the benchmark peer and fallback).
    */
   keySchemeName?: 'flat' | 'tree';
+  /**
+   * Batching window of the tree scheme's leaves and expels (ms, default
+   * {@link DEFAULT_REKEY_BATCH_MS}; 0 = one rekey per removal): removals inside
+   * it go out as one signed rekey message (docs/keys.md §Batching).
+   */
+  rekeyBatchMs?: number;
 }
 
 export interface AdminService {
@@ -108,11 +115,19 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   }
   const holder =
     opts.policy instanceof Policy ? PolicyHolder.fixed(opts.policy, logger) : opts.policy;
+  const rekeyBatchMs = opts.rekeyBatchMs ?? DEFAULT_REKEY_BATCH_MS;
+  if (!Number.isInteger(rekeyBatchMs) || rekeyBatchMs < 0)
+    throw new Error('rekeyBatchMs: must be a non-negative integer of milliseconds');
+  // Removals of the tree scheme wait up to rekeyBatchMs for their batch (keytree-flush.ts).
+  let flusher: RekeyFlusher | null = null;
   const scheme =
     opts.keyScheme ??
     (opts.keySchemeName === 'flat'
       ? new FlatKeyScheme(opts.identity, clock, graceMs)
-      : new TreeKeyScheme(opts.identity, clock, graceMs, logger));
+      : new TreeKeyScheme(opts.identity, clock, graceMs, logger, {
+          batchMs: rekeyBatchMs,
+          onPending: (sid, ch) => flusher?.schedule(sid, ch),
+        }));
   const membership = new Membership({
     store: opts.store,
     identity: opts.identity,
@@ -154,6 +169,27 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     for (const key of e.config) events.config(key, e.serial);
   };
 
+  if (scheme instanceof TreeKeyScheme && scheme.batchMs > 0) {
+    flusher = new RekeyFlusher(scheme.batchMs, {
+      store: opts.store,
+      scheme: () => scheme,
+      bumpSerial: (tx, sid) => {
+        const sn = tx.get<{ serial: number }>('supernets', sid);
+        if (!sn) return null;
+        tx.put('supernets', sid, { ...sn, serial: sn.serial + 1 });
+        return sn.serial + 1;
+      },
+      publish: (r) =>
+        publish({
+          supernet: r.supernet,
+          serial: r.serial,
+          config: r.members.map((n) => streamKey(r.supernet, n)),
+          endSessions: [],
+        }),
+      logger,
+    });
+  }
+
   const operator = async (ctx: Context, next: Next): Promise<void> => {
     const h = ctx.get('authorization');
     // The web console's session cookie stands in for the bearer token (admin/console.ts).
@@ -184,7 +220,10 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     json(ctx, 200, response);
   });
   r.post('/logout', nodeAuth, async (ctx) => {
-    publish(await membership.logout(ctx.state.session));
+    const e = await membership.logout(ctx.state.session);
+    publish(e);
+    // The leave has taken effect (its batch is out) when the call returns.
+    await flusher?.settled(e.supernet);
     json(ctx, 200, { ok: true });
   });
   r.get('/config', nodeAuth, async (ctx) =>
@@ -241,6 +280,8 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     const name = paramNodeName(ctx.params.name);
     const reason = parseExpel(await readJsonBody(ctx));
     publish(await membership.expel(sid, name, reason));
+    // Expel has taken effect when the operator's command returns: wait for its rekey batch.
+    await flusher?.settled(sid);
     // Storage key groups: an expelled member's volumes rotate and re-encrypt (issue 5).
     await extras.storage.expelNode(sid, name);
     json(ctx, 200, { ok: true });
@@ -342,6 +383,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     },
     async close(): Promise<void> {
       closing = true;
+      await flusher?.close();
       events.close();
       await pending;
       if (server) {

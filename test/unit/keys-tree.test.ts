@@ -153,4 +153,52 @@ describe('key-tree scheme over the admin API', () => {
     expect((await refresh(b, true)).resync).toBe(false);
     expect(b.key()!.equals(a.key()!)).toBe(true);
   });
+
+  it('expels inside the batching window go out as one rekey message; the rest converge', async () => {
+    const dir = tempDir();
+    const agentDir = tempDir('sn-agent-batch-');
+    dirs.push(dir, agentDir);
+    const admin = Identity.generate('admin');
+    await r?.stop();
+    r = await startService({ dir, identity: admin, keySchemeName: 'tree' });
+    await r.client.createSupernet({ id: SN, pool: '10.71.18.0/24', channels: [CH] });
+    const ms = ['k1', 'k2', 'x1', 'x2', 'x3', 'x4'].map(
+      (n) => new Member(n, Identity.generate(n), agentDir, admin.pub.sign),
+    );
+    for (const m of ms) {
+      const res = await r.client.login(m.identity, {
+        name: m.name,
+        supernet: SN,
+        channels: [CH],
+        endpoint: EP,
+      });
+      m.token = res.token;
+      m.feed(res.config);
+    }
+    const [k1, k2, ...gone] = ms;
+    for (const m of [k1, k2]) m.feed((await r.client.config(m.token)).config);
+    expect(k1.current).toBe(6);
+    expect(k1.key()!.equals(k2.key()!)).toBe(true);
+    const before = (await r.client.config(k1.token)).config.keytrees![0];
+    const oldKey = Buffer.from(k1.key()!);
+
+    // Four expels at once: each answers only once its batch is out.
+    await Promise.all(gone.map((m) => r!.client.expel(SN, m.name, 'batch test')));
+    const after = (await r.client.config(k1.token)).config;
+    const tree = after.keytrees![0];
+    expect(tree.epoch).toBe(before.epoch + 1); // one epoch for four removals
+    const fresh = tree.messages.filter((m) => !before.messages.includes(m));
+    expect(fresh).toHaveLength(1); // one signed rekey message
+    k1.feed(after);
+    k2.feed((await r.client.config(k2.token)).config);
+    expect(k1.current).toBe(7);
+    expect(k2.current).toBe(7);
+    expect(k1.key()!.equals(k2.key()!)).toBe(true);
+    expect(k1.key()!.equals(oldKey)).toBe(false);
+    for (const m of gone) {
+      expect(m.feed(after).keys).toEqual([]); // no expelled member follows
+      expect(m.current).toBeLessThan(7);
+      expect(m.keys.get(7)).toBeUndefined();
+    }
+  });
 });
