@@ -13,7 +13,12 @@ export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/v1';
 
 /** Message types that are signed. */
-export type SignedType = 'login-request' | 'node-config' | 'varp-record';
+export type SignedType =
+  | 'login-request'
+  | 'node-config'
+  | 'varp-record'
+  // A node's volume keys (admin/storage-keys.ts StorageKeysMessage, issue 5).
+  | 'storage-keys';
 
 /** Wire form of a signed message (JSON over HTTP). */
 export interface SignedEnvelope {

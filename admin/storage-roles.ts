@@ -10,12 +10,15 @@
  * progress here (`PUT .../progress`) so the console can show it. Collection
  * `storage`: `vol|<sid>|<volume>` and `role|<sid>|<volume>|<node>`.
  */
-import type { Store } from './store.js';
+import type { Store, WriteTx } from './store.js';
 import type { Clock } from './clock.js';
 import type { AuditLog } from './audit.js';
 import { ApiError, badField } from './errors.js';
-import { getSupernet } from './records.js';
-import { NODE_NAME_RE } from './protocol.js';
+import { getSupernet, type NodeRecord, type SupernetRecord } from './records.js';
+import { NODE_NAME_RE, signEnvelope, type SignedEnvelope } from './protocol.js';
+import type { Identity } from './identity.js';
+import { streamKey } from './events.js';
+import { StorageKeyGroups, type StorageKeysMessage } from './storage-keys.js';
 
 export const VOLUME_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
@@ -33,6 +36,10 @@ export interface VolumeRecord {
     updatedAt: number;
     /** Why it is needed (the revocation that caused it). */
     cause: string | null;
+    /** The key epoch being re-encrypted to (storage key group; null: key files). */
+    epoch?: number | null;
+    /** The remaining member whose host agent runs the re-encryption. */
+    by?: string | null;
   };
 }
 
@@ -45,6 +52,16 @@ export interface RoleRecord {
 
 export interface VolumeView extends VolumeRecord {
   members: string[];
+  /** Key epochs the admin still holds for the volume (storage key group). */
+  keyEpochs?: number[];
+}
+
+/** Config pushes a storage change causes (the shape server.ts publishes, membership.ts Effects). */
+export interface StorageEffects {
+  supernet: string;
+  serial: number;
+  config: string[];
+  endSessions: string[];
 }
 
 const volKey = (sid: string, v: string): string => `vol|${sid}|${v}`;
@@ -74,9 +91,10 @@ export function parseProgress(body: Record<string, unknown>): {
   state: ReencryptState;
   done: number | null;
   total: number | null;
+  epoch: number | null;
 } {
   for (const k of Object.keys(body))
-    if (!['state', 'done', 'total'].includes(k)) throw badField(k, 'unknown field');
+    if (!['state', 'done', 'total', 'epoch'].includes(k)) throw badField(k, 'unknown field');
   const states: ReencryptState[] = ['idle', 'needed', 'running', 'done', 'failed'];
   if (!states.includes(body.state as ReencryptState))
     throw badField('state', `expected one of ${states.join(', ')}`);
@@ -88,11 +106,42 @@ export function parseProgress(body: Record<string, unknown>): {
   const done = count(body.done, 'done');
   const total = count(body.total, 'total');
   if (done !== null && total !== null && done > total) throw badField('done', 'is more than total');
-  return { state: body.state as ReencryptState, done, total };
+  const epoch = count(body.epoch, 'epoch');
+  if (epoch === 0) throw badField('epoch', 'expected a key epoch ≥ 1');
+  return { state: body.state as ReencryptState, done, total, epoch };
 }
 
 export class StorageRoles {
+  private keys: StorageKeyGroups | null = null;
+  private identity: Identity | null = null;
+  private publish: (e: StorageEffects) => void = () => {};
+
   constructor(private readonly d: { store: Store; audit: AuditLog; clock: Clock }) {}
+
+  /**
+   * Turns on the storage key groups (admin/storage-keys.ts): the admin then
+   * creates, rotates and hands out volume keys to role holders.
+   */
+  attachKeys(identity: Identity, publish: (e: StorageEffects) => void): void {
+    this.identity = identity;
+    this.publish = publish;
+    this.keys = new StorageKeyGroups(identity);
+  }
+
+  private members(tx: { list: WriteTx['list'] }, sid: string, volume: string): string[] {
+    return tx
+      .list<RoleRecord>('storage', `role|${sid}|${volume}|`)
+      .map(([, r]) => r.node)
+      .sort();
+  }
+
+  /** Bumps the Supernet's serial so the members' agents fetch again (they then see the storage change). */
+  private push(tx: WriteTx, sid: string, nodes: string[]): StorageEffects {
+    const sn = getSupernet(tx, sid);
+    const serial = sn.serial + 1;
+    tx.put('supernets', sid, { ...sn, serial } satisfies SupernetRecord);
+    return { supernet: sid, serial, config: nodes.map((n) => streamKey(sid, n)), endSessions: [] };
+  }
 
   async list(sid: string): Promise<VolumeView[]> {
     return this.d.store.read((tx) => {
@@ -101,16 +150,18 @@ export class StorageRoles {
       return vols
         .map((v) => ({
           ...v,
-          members: tx
-            .list<RoleRecord>('storage', `role|${sid}|${v.volume}|`)
-            .map(([, r]) => r.node)
-            .sort(),
+          members: this.members(tx, sid, v.volume),
+          ...(this.keys ? { keyEpochs: this.keys.epochs(tx, sid, v.volume) } : {}),
         }))
         .sort((a, b) => (a.volume < b.volume ? -1 : 1));
     });
   }
 
-  async grant(sid: string, volume: string, node: string): Promise<VolumeView> {
+  async grant(
+    sid: string,
+    volume: string,
+    node: string,
+  ): Promise<VolumeView & { effects?: StorageEffects }> {
     const now = this.d.clock.now();
     return this.d.store.write((tx) => {
       getSupernet(tx, sid, 'supernet id in the path');
@@ -130,6 +181,8 @@ export class StorageRoles {
         };
         tx.put('storage', volKey(sid, volume), vol);
       }
+      // A new member may read what is stored (that is the role): no new epoch.
+      this.keys?.create(tx, sid, volume, now);
       tx.put('storage', roleKey(sid, volume, node), {
         supernet: sid,
         volume,
@@ -142,16 +195,55 @@ export class StorageRoles {
         node,
         detail: { volume },
       });
-      const members = tx
-        .list<RoleRecord>('storage', `role|${sid}|${volume}|`)
-        .map(([, r]) => r.node);
-      return { ...vol, members: members.sort() };
+      const members = this.members(tx, sid, volume);
+      return {
+        ...vol,
+        members,
+        ...(this.keys ? { keyEpochs: this.keys.epochs(tx, sid, volume) } : {}),
+      };
     });
   }
 
-  async revoke(sid: string, volume: string, node: string): Promise<void> {
+  /** Removes a role inside `tx`: a new key epoch, and re-encryption by a remaining member. */
+  private revokeIn(
+    tx: WriteTx,
+    sid: string,
+    volume: string,
+    node: string,
+    why: string,
+    now: number,
+  ): void {
+    tx.delete('storage', roleKey(sid, volume, node));
+    const vol = tx.get<VolumeRecord>('storage', volKey(sid, volume));
+    const epoch = this.keys ? this.keys.rotate(tx, sid, volume, now) : null;
+    const remaining = this.members(tx, sid, volume);
+    // An ex-member may keep what it knew: everything must be re-encrypted (design brief §6).
+    if (vol)
+      tx.put('storage', volKey(sid, volume), {
+        ...vol,
+        reencrypt: {
+          state: 'needed',
+          done: null,
+          total: null,
+          updatedAt: now,
+          cause: why,
+          epoch,
+          // The first remaining member (by name) runs it: deterministic, so
+          // every agent agrees without a lock; its agent restarts it after a crash.
+          by: epoch !== null ? (remaining[0] ?? null) : null,
+        },
+      } satisfies VolumeRecord);
+    this.d.audit.append(tx, {
+      action: 'storage-role-revoked',
+      supernet: sid,
+      node,
+      detail: { volume, reencrypt: 'needed', ...(epoch !== null ? { epoch } : {}), cause: why },
+    });
+  }
+
+  async revoke(sid: string, volume: string, node: string): Promise<StorageEffects> {
     const now = this.d.clock.now();
-    await this.d.store.write((tx) => {
+    const e = await this.d.store.write((tx) => {
       getSupernet(tx, sid, 'supernet id in the path');
       if (!tx.get('storage', roleKey(sid, volume, node)))
         throw new ApiError(
@@ -159,33 +251,41 @@ export class StorageRoles {
           'not_found',
           `node ${node} holds no storage role of ${volume} in ${sid}`,
         );
-      tx.delete('storage', roleKey(sid, volume, node));
-      const vol = tx.get<VolumeRecord>('storage', volKey(sid, volume));
-      // An ex-member may keep what it knew: everything must be re-encrypted (design brief §6).
-      if (vol)
-        tx.put('storage', volKey(sid, volume), {
-          ...vol,
-          reencrypt: {
-            state: 'needed',
-            done: null,
-            total: null,
-            updatedAt: now,
-            cause: `storage role of ${node} revoked`,
-          },
-        } satisfies VolumeRecord);
-      this.d.audit.append(tx, {
-        action: 'storage-role-revoked',
-        supernet: sid,
-        node,
-        detail: { volume, reencrypt: 'needed' },
-      });
+      this.revokeIn(tx, sid, volume, node, `storage role of ${node} revoked`, now);
+      return this.push(tx, sid, this.members(tx, sid, volume));
     });
+    this.publish(e);
+    return e;
+  }
+
+  /**
+   * `node` was expelled (or left for good): every storage role it held is
+   * revoked, each volume rotates to a new epoch and is re-encrypted.
+   */
+  async expelNode(sid: string, node: string): Promise<StorageEffects | null> {
+    const now = this.d.clock.now();
+    const e = await this.d.store.write((tx) => {
+      const roles = tx
+        .list<RoleRecord>('storage', `role|${sid}|`)
+        .map(([, r]) => r)
+        .filter((r) => r.node === node);
+      if (roles.length === 0) return null;
+      const notify = new Set<string>();
+      for (const r of roles) {
+        this.revokeIn(tx, sid, r.volume, node, `${node} expelled`, now);
+        for (const m of this.members(tx, sid, r.volume)) notify.add(m);
+      }
+      return this.push(tx, sid, [...notify]);
+    });
+    if (e) this.publish(e);
+    return e;
   }
 
   async progress(
     sid: string,
     volume: string,
-    p: { state: ReencryptState; done: number | null; total: number | null },
+    p: { state: ReencryptState; done: number | null; total: number | null; epoch?: number | null },
+    by?: string,
   ): Promise<VolumeRecord> {
     const now = this.d.clock.now();
     return this.d.store.write((tx) => {
@@ -197,12 +297,83 @@ export class StorageRoles {
           'not_found',
           `volume name in the path: no volume ${volume} in ${sid}`,
         );
+      const target = vol.reencrypt.epoch ?? null;
+      if (by !== undefined && vol.reencrypt.by !== by)
+        throw new ApiError(
+          403,
+          'forbidden',
+          `node ${by} is not the member re-encrypting ${volume} (${vol.reencrypt.by ?? 'nobody'} is)`,
+        );
+      if (p.epoch != null && target !== null && p.epoch !== target)
+        throw new ApiError(
+          409,
+          'bad_request',
+          `epoch: the volume is being re-encrypted to epoch ${target}, not ${p.epoch}`,
+        );
       const next: VolumeRecord = {
         ...vol,
-        reencrypt: { ...p, updatedAt: now, cause: p.state === 'done' ? null : vol.reencrypt.cause },
+        reencrypt: {
+          state: p.state,
+          done: p.done,
+          total: p.total,
+          updatedAt: now,
+          cause: p.state === 'done' ? null : vol.reencrypt.cause,
+          epoch: p.state === 'done' ? null : target,
+          by: p.state === 'done' ? null : (vol.reencrypt.by ?? null),
+        },
       };
       tx.put('storage', volKey(sid, volume), next);
+      // Every object is under the new epoch now: the old keys go for good.
+      if (p.state === 'done' && this.keys) {
+        const s = this.keys.state(tx, sid, volume);
+        const cur = s?.epochs[s.epochs.length - 1]?.epoch;
+        if (cur !== undefined) this.keys.retireBefore(tx, sid, volume, target ?? cur);
+      }
       return next;
+    });
+  }
+
+  /**
+   * The signed `storage-keys` messages for node `name`: one per volume it
+   * holds the role of (or just `volume`). 403 for a volume it has no role of.
+   */
+  async keysFor(sid: string, name: string, volume?: string): Promise<SignedEnvelope[]> {
+    if (!this.keys || !this.identity)
+      throw new ApiError(404, 'not_found', 'this admin service hands out no storage keys');
+    const keys = this.keys;
+    const identity = this.identity;
+    const now = this.d.clock.now();
+    return this.d.store.read((tx) => {
+      const node = tx.get<NodeRecord>('nodes', `${sid}|${name}`);
+      if (!node) throw new ApiError(404, 'not_found', `no node ${name} in ${sid}`);
+      const roles = tx
+        .list<RoleRecord>('storage', `role|${sid}|`)
+        .map(([, r]) => r)
+        .filter((r) => r.node === name && (volume === undefined || r.volume === volume));
+      if (volume !== undefined && roles.length === 0)
+        throw new ApiError(403, 'forbidden', `node ${name} holds no storage role of ${volume}`);
+      const out: SignedEnvelope[] = [];
+      for (const r of roles) {
+        const sealed = keys.sealedFor(tx, sid, r.volume, node);
+        const vol = tx.get<VolumeRecord>('storage', volKey(sid, r.volume));
+        if (!sealed || !vol) continue;
+        const body: Omit<StorageKeysMessage, 'type' | 'v'> = {
+          supernet: sid,
+          node: name,
+          volume: r.volume,
+          volumeId: sealed.volumeId,
+          current: sealed.current,
+          keys: sealed.keys,
+          reencrypt: {
+            state: vol.reencrypt.state,
+            by: vol.reencrypt.by ?? null,
+            epoch: vol.reencrypt.epoch ?? null,
+          },
+          issuedAt: now,
+        };
+        out.push(signEnvelope(identity, 'storage-keys', body));
+      }
+      return out;
     });
   }
 }

@@ -18,7 +18,7 @@
  * so the filesystem's NFS traffic crosses the node's channels.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -518,10 +518,16 @@ export async function runInNode(cmd: string, argv: string[]): Promise<number | n
   };
   argv = [...argv];
   const name = take('node');
-  if (name === undefined) return null;
+  const volume = take('volume');
+  if (name === undefined) {
+    if (volume !== undefined)
+      throw new CliError(EXIT.USAGE, '--volume needs --node (the member whose keys to use)');
+    return null;
+  }
   const agent = take('agent');
   const supernet = take('supernet');
   const node = await nodeContext(agent, name, supernet);
+  if (volume !== undefined) argv.push(...(await volumeKeyArgs(cmd, argv, node, volume, agent)));
   const rest = argv.map((a) => {
     if (!isNfsUrl(a)) return a;
     const t = parseNfsUrl(a);
@@ -541,6 +547,72 @@ export async function runInNode(cmd: string, argv: string[]): Promise<number | n
     process.env,
     false,
   );
+}
+
+/** Where volume keys from the admin service are handed to the fs commands (tmpfs on a real host). */
+export function volumeKeysDir(): string {
+  return process.env.SUPERNET_FS_KEYS ?? '/run/supernet/fs-keys';
+}
+
+/**
+ * `--volume NAME`: the volume's keyring comes from the admin service's
+ * storage key group, through the host agent (net/storage-agent.ts), instead
+ * of a key file the operator hands around. It is written to a 0600 file in
+ * {@link volumeKeysDir} (one per Supernet, node and volume, so a live mount
+ * and a later rekey share it) and passed as `--key FILE --admin-keys`.
+ */
+async function volumeKeyArgs(
+  cmd: string,
+  argv: string[],
+  node: NodeContext,
+  volume: string,
+  agent: string | undefined,
+): Promise<string[]> {
+  if (argv.includes('--key') || argv.some((a) => a.startsWith('--key=')))
+    throw new CliError(EXIT.USAGE, '--volume and --key exclude each other');
+  const backing = argv.find((a) => isNfsUrl(a)) ?? argv.find((a) => !a.startsWith('--'));
+  const sock = agent ?? process.env.SUPERNET_AGENT ?? DEFAULT_CONTROL_SOCKET;
+  const si = argv.findIndex((a) => a === '--state' || a.startsWith('--state='));
+  const stateDir =
+    si < 0 ? undefined : argv[si] === '--state' ? argv[si + 1] : argv[si]!.slice('--state='.length);
+  // The agent remembers where the volume lives and which state folder its mount uses (re-encryption).
+  const q = backing
+    ? `?backing=${encodeURIComponent(backing)}${stateDir ? `&state=${encodeURIComponent(resolve(stateDir))}` : ''}`
+    : '';
+  let ring: { keys: unknown[]; current: number; reencrypt: { state: string } };
+  try {
+    ring = (await controlCall(
+      sock,
+      'GET',
+      `/storage-keys/${encodeURIComponent(node.supernet)}/${encodeURIComponent(node.name)}/${encodeURIComponent(volume)}${q}`,
+    )) as typeof ring;
+  } catch (e) {
+    const code = e instanceof ControlError ? e.code : '';
+    throw new CliError(
+      code === 'no_storage_role' || code === 'forbidden'
+        ? EXIT.NOPERM
+        : code === 'no_agent' || code === 'admin_unreachable'
+          ? EXIT.UNAVAILABLE
+          : EXIT.DATA,
+      `keys of volume ${volume} for ${node.name}: ${(e as Error).message}`,
+    );
+  }
+  if (cmd === 'fs rekey' && ring.keys.length < 2)
+    throw new CliError(
+      EXIT.USAGE,
+      `volume ${volume} has no re-encryption pending (only epoch ${ring.current}); the admin starts one by revoking a storage role`,
+    );
+  const dir = volumeKeysDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = resolve(dir, `${node.supernet}-${node.name}-${volume}.json`);
+  const tmp = `${file}.tmp-${process.pid}`;
+  // Only the key-file fields go to disk (not the admin's current/reencrypt view).
+  const keyFile = Object.fromEntries(
+    Object.entries(ring).filter(([k]) => k !== 'current' && k !== 'reencrypt'),
+  );
+  writeFileSync(tmp, JSON.stringify(keyFile) + '\n', { mode: 0o600 });
+  renameSync(tmp, file);
+  return ['--key', file, '--admin-keys'];
 }
 
 /** The `storage` commands, keyed by full command path (bin/supernet.ts dispatches). */

@@ -5,6 +5,7 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -107,12 +108,14 @@ export function progressBar(label: string): (done: number, total: number) => voi
   };
 }
 
-const INIT_USAGE = 'supernet fs init BACKING_DIR --key KEY_FILE [--state DIR] [--uid N] [--gid N]';
+const INIT_USAGE =
+  'supernet fs init BACKING --key KEY_FILE | --node NODE --volume NAME [--state DIR] [--uid N] [--gid N]';
 const MOUNT_USAGE =
-  'supernet fs mount BACKING_DIR MOUNTPOINT --key KEY_FILE [--state DIR] [--foreground] [--allow-other] [--debug]';
+  'supernet fs mount BACKING MOUNTPOINT --key KEY_FILE | --node NODE --volume NAME [--state DIR] [--foreground] [--allow-other] [--debug]';
 const UNMOUNT_USAGE = 'supernet fs unmount MOUNTPOINT';
 const CHECK_USAGE = 'supernet fs check BACKING_DIR --key KEY_FILE [--state DIR] [--json]';
-const REKEY_USAGE = 'supernet fs rekey BACKING_DIR --key KEY_FILE [--state DIR]';
+const REKEY_USAGE =
+  'supernet fs rekey BACKING --key KEY_FILE | --node NODE --volume NAME [--state DIR]';
 
 function keyOf(p: Parsed, usage: string): string {
   const k = str(p, 'key');
@@ -121,25 +124,31 @@ function keyOf(p: Parsed, usage: string): string {
 }
 
 async function init(argv: string[]): Promise<number> {
-  const p = parse(argv, ['key', 'state', 'uid', 'gid'], [], INIT_USAGE);
+  const p = parse(argv, ['key', 'state', 'uid', 'gid'], ['admin-keys'], INIT_USAGE);
   need(p, 1, INIT_USAGE);
   const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, INIT_USAGE);
   const store = await storeFor(backing);
   if (!(await store.isEmpty())) throw new CliError(EXIT.USAGE, `${backing} is not empty`);
-  if (
+  // --admin-keys (set by `--volume NAME`, fs/cli-storage.ts): the admin's storage key group issued the keyring.
+  const issued = p.opts.has('admin-keys') ? await readKeyFile(keyFile) : null;
+  if (issued) {
+    /* the key file is the admin's; nothing to write */
+  } else if (
     await stat(keyFile).then(
       () => true,
       () => false,
     )
   )
     throw new CliError(EXIT.USAGE, `key file ${keyFile} exists; refusing to overwrite a key`);
-  const keyring = Keyring.generate(newId());
+  const keyring = issued ?? Keyring.generate(newId());
   const vid = keyring.volumeId.toString('hex');
-  // The key first: a volume whose key was never written would be lost.
-  const fh = await open(keyFile, 'wx', 0o600);
-  await fh.close();
-  await writeKeyFile(keyFile, keyring);
+  if (!issued) {
+    // The key first: a volume whose key was never written would be lost.
+    const fh = await open(keyFile, 'wx', 0o600);
+    await fh.close();
+    await writeKeyFile(keyFile, keyring);
+  }
   await store.init();
   const state = statePaths(str(p, 'state') ?? resolve(defaultStateRoot(), vid));
   const anchor = new FileAnchor(state.anchor, vid);
@@ -156,7 +165,12 @@ async function init(argv: string[]): Promise<number> {
 const daemonPath = (): string => fileURLToPath(new URL('./daemon.js', import.meta.url));
 
 async function mount(argv: string[]): Promise<number> {
-  const p = parse(argv, ['key', 'state'], ['foreground', 'allow-other', 'debug'], MOUNT_USAGE);
+  const p = parse(
+    argv,
+    ['key', 'state'],
+    ['foreground', 'allow-other', 'debug', 'admin-keys'],
+    MOUNT_USAGE,
+  );
   need(p, 2, MOUNT_USAGE);
   const backing = backingArg(p.pos[0]!);
   const mountpoint = resolve(p.pos[1]!);
@@ -245,7 +259,7 @@ async function daemonsFor(mnt: string): Promise<number[]> {
 }
 
 async function check(argv: string[]): Promise<number> {
-  const p = parse(argv, ['key', 'state'], ['json'], CHECK_USAGE);
+  const p = parse(argv, ['key', 'state'], ['json', 'admin-keys'], CHECK_USAGE);
   need(p, 1, CHECK_USAGE);
   const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, CHECK_USAGE);
@@ -281,12 +295,15 @@ async function check(argv: string[]): Promise<number> {
 }
 
 async function rekey(argv: string[]): Promise<number> {
-  const p = parse(argv, ['key', 'state'], [], REKEY_USAGE);
+  const p = parse(argv, ['key', 'state'], ['admin-keys'], REKEY_USAGE);
   need(p, 1, REKEY_USAGE);
   const backing = backingArg(p.pos[0]!);
   const keyFile = keyOf(p, REKEY_USAGE);
   const state = await resolveState(backing, str(p, 'state'));
   const keyring = await readKeyFile(keyFile);
+  // Admin-issued keys (--volume): the new epoch comes from the storage key group, never from here.
+  if (keyring.keys.size === 1 && p.opts.has('admin-keys'))
+    throw new CliError(EXIT.USAGE, 'no re-encryption pending: the keyring has one epoch');
   if (keyring.keys.size === 1) {
     // Both keys are kept until every object is re-encrypted, so an interrupted
     // rekey resumes with the same new key.
@@ -295,8 +312,15 @@ async function rekey(argv: string[]): Promise<number> {
   } else process.stderr.write(`resuming the rekey to epoch ${keyring.current}\n`);
   const bar = progressBar(`rekey to epoch ${keyring.current}`);
   const live = await runningMount(state);
-  if (live) await control(state, { op: 'rekey' }, bar);
-  else {
+  if (live) {
+    const r = await controlWhileAlive(state, live.pid, { op: 'rekey' }, bar);
+    // Only a daemon that answered with the new epoch has re-encrypted everything.
+    if (r.epoch !== keyring.current)
+      throw new CliError(
+        EXIT.SOFTWARE,
+        `the mount daemon answered epoch ${String(r.epoch)}, not ${keyring.current}; run again to resume`,
+      );
+  } else {
     const { volume, keyring: k } = await openVolume({
       backing,
       keyFile,
@@ -314,6 +338,47 @@ async function rekey(argv: string[]): Promise<number> {
     `rekeyed to epoch ${keyring.current}; earlier keys open nothing in the store\n`,
   );
   return EXIT.OK;
+}
+
+/** Whether `pid` runs (a zombie, killed but not yet reaped, does not). */
+function processAlive(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A control request to the mount daemon that fails when the daemon dies
+ * before answering (fs/mount.ts control() alone then never settles, and the
+ * command used to exit 0 with the rekey unfinished).
+ */
+async function controlWhileAlive(
+  state: Awaited<ReturnType<typeof resolveState>>,
+  pid: number,
+  req: Record<string, unknown>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Record<string, unknown>> {
+  let timer: NodeJS.Timeout | undefined;
+  const died = new Promise<never>((_, rej) => {
+    timer = setInterval(() => {
+      if (!processAlive(pid))
+        rej(
+          new CliError(
+            EXIT.UNAVAILABLE,
+            `the mount daemon (pid ${pid}) ended before answering; mount again and rerun to resume`,
+          ),
+        );
+    }, 250);
+  });
+  try {
+    return await Promise.race([control(state, req, onProgress), died]);
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** The `fs` commands, keyed by full command path (bin/supernet.ts dispatches). */

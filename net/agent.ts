@@ -28,6 +28,7 @@ import {
 import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
 import { NodeTreeKeys } from './member-keys.js';
+import { StorageError, type StorageAgent, type VolumeKeyring } from './storage-agent.js';
 import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
 import type { NodeServices } from './node-services.js';
@@ -58,6 +59,8 @@ export interface AgentOptions {
   services?: NodeServices;
   /** The pinned admin signing key: verifies key-tree messages (docs/keys.md §8). */
   adminSign?: string;
+  /** Storage key groups: volume keys and automatic re-encryption (net/storage-agent.ts, issue 5). */
+  storage?: StorageAgent;
 }
 
 /** What the agent keeps for each node it hosts. */
@@ -170,6 +173,7 @@ export class HostAgent {
 
   /** Stops timers and event streams and closes TUNs; namespaces and saved state stay for the next start. */
   async stop(): Promise<void> {
+    this.o.storage?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const n of this.nodes.values()) {
@@ -570,6 +574,21 @@ export class HostAgent {
     node.varpSeen = new Map(
       cfg.members.map((m) => [m.vip, m.endpoint ? endpointKey(m.endpoint) : '']),
     );
+    this.o.storage?.onConfig(storageNode(node));
+  }
+
+  /** The keyring of `volume` for hosted node `name` (control API; net/storage-agent.ts). */
+  async storageKeyring(
+    supernet: string,
+    name: string,
+    volume: string,
+    where?: { backing: string; state?: string },
+  ): Promise<VolumeKeyring> {
+    const node = this.nodes.get(`${supernet}/${name}`);
+    if (!node) throw new StorageError(404, 'not_found', `no node ${name} in ${supernet} here`);
+    if (!this.o.storage)
+      throw new StorageError(404, 'not_found', 'this agent runs without storage key groups');
+    return this.o.storage.keyring(storageNode(node), volume, where);
   }
 
   /** Key-tree channels (docs/keys.md §8): apply their messages, install the derived traffic keys. */
@@ -681,4 +700,21 @@ function endpointKey(e: Endpoint): string {
 
 function endpointText(p: Peer): string {
   return `${formatIpv4(p.addr)}:${p.port}`;
+}
+
+/** The storage side's view of a hosted node (net/storage-agent.ts). */
+function storageNode(n: HostedNode): {
+  supernet: string;
+  name: string;
+  token: string;
+  identity: Identity;
+  nodeId: string;
+} {
+  return {
+    supernet: n.supernet,
+    name: n.local.name,
+    token: n.token,
+    identity: n.identity,
+    nodeId: n.nodeId,
+  };
 }

@@ -11,6 +11,7 @@ import { jsonLogger, type LogLevel } from '../admin/logger.js';
 import type { Endpoint } from '../admin/protocol.js';
 import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
 import { httpAdminLink } from './admin-http.js';
+import { StorageAgent } from './storage-agent.js';
 import { HostAgent, type NodeInfo } from './agent.js';
 import { openBind } from './bind.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall, serveControl } from './control.js';
@@ -268,10 +269,19 @@ const hostStart: Command = {
     const bind = await openBind({ port, gso: offload, gro: offload }).catch((err: Error) => {
       throw new CliError(EXIT.UNAVAILABLE, `cannot open UDP port ${port}: ${err.message}`);
     });
+    const stateDir = (values.state as string | undefined) ?? DEFAULT_STATE;
     const agent = new HostAgent({
-      stateDir: (values.state as string | undefined) ?? DEFAULT_STATE,
+      stateDir,
       link: httpAdminLink(url, signKey, logger),
       adminSign: signKey,
+      // Storage key groups (issue 5): volume keys for fs mounts, automatic re-encryption.
+      storage: new StorageAgent({
+        adminUrl: url,
+        adminSign: signKey,
+        stateDir,
+        logger,
+        controlSocket: agentSocket(values.control as string | undefined),
+      }),
       bind,
       endpoint,
       nsPrefix: (values['ns-prefix'] as string | undefined) ?? 'sn-',

@@ -11,6 +11,7 @@
  *   GET    /monitor/counters          live counters (net/monitor.ts)
  *   GET    /monitor/packets?...       feed of decrypted inner packets (net/monitor.ts)
  *   GET    /metrics                   Prometheus text (net/metrics.ts)
+ *   GET    /storage-keys/:sid/:node/:volume[?backing=URL&state=DIR]  volume keyring (net/storage-agent.ts)
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
@@ -22,6 +23,7 @@ import type { HostAgent } from './agent.js';
 import type { Logger } from '../admin/logger.js';
 import { MonitorError, PacketMonitor, serveMonitor } from './monitor.js';
 import { agentMetrics } from './metrics.js';
+import { StorageError } from './storage-agent.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/supernet/agent.sock';
 const MAX_BODY = 64 * 1024;
@@ -101,6 +103,13 @@ export async function serveControl(
         await agent.logout(parts[1]!, parts[2]!);
         return send(200, { ok: true });
       }
+      // Volume keys of a node's storage role (net/storage-agent.ts, issue 5).
+      if (req.method === 'GET' && parts[0] === 'storage-keys' && parts.length === 4) {
+        const backing = url.searchParams.get('backing');
+        const state = url.searchParams.get('state') ?? undefined;
+        const where = backing ? { backing, ...(state ? { state } : {}) } : undefined;
+        return send(200, await agent.storageKeyring(parts[1]!, parts[2]!, parts[3]!, where));
+      }
       if (serveMonitor(agent, monitor, req, res, url)) return;
       if (req.method === 'GET' && url.pathname === '/metrics') return metrics.serve(res);
       throw new ControlError(
@@ -112,6 +121,7 @@ export async function serveControl(
       if (
         err instanceof ControlError ||
         err instanceof AdminRefusal ||
+        err instanceof StorageError ||
         err instanceof MonitorError
       ) {
         return send(err.status, { error: { code: err.code, message: err.message } });
