@@ -19,7 +19,7 @@
  * with the recent messages. The in-memory trees are a cache reloaded from
  * those records after a restart.
  */
-import type { Identity } from './identity.js';
+import { seal, type Identity } from './identity.js';
 import type { KeyTreeMaterial, SealedChannelKey } from './protocol.js';
 import type { ReadTx, WriteTx } from './store.js';
 import type { Clock } from './clock.js';
@@ -52,6 +52,18 @@ const headerKey = (sid: string, ch: string): string => `keytree|${sid}|${ch}`;
 const chunkKey = (sid: string, ch: string, c: number): string => `keytree|${sid}|${ch}|${c}`;
 const logKey = (sid: string, ch: string): string => `keytree-log|${sid}|${ch}`;
 const pendingKey = (sid: string, ch: string): string => `keytree-pending|${sid}|${ch}`;
+
+/** A chunk as stored: its keys sealed at rest (`box`), its member ids plain. */
+interface SealedChunkRecord {
+  /** base64url box of the chunk's `keys` bytes, sealed to the admin identity. */
+  box: string;
+  members: string[];
+}
+type StoredChunk = SealedChunkRecord | KeyTreeChunkRecord;
+
+/** Sealing context of a stored chunk: binds the box to its group and place. */
+const chunkContext = (sid: string, ch: string, c: number): string =>
+  `supernet keytree chunk at rest v1 ${sid} ${ch} ${c}`;
 
 /** Removals waiting for their batch (docs/keys.md §Batching), stored so an aborted transaction drops them too. */
 interface PendingRecord {
@@ -121,28 +133,73 @@ export class TreeKeyScheme implements GroupKeyScheme {
     return channelGroupId(supernetIdBytes(sid), parseChannelId(ch));
   }
 
-  /** The channel's tree: from the cache, else loaded from the store (after a restart). */
+  /**
+   * The channel's tree: from the cache if it matches the store, else loaded
+   * from the store's records (after a restart, or when the cache ran ahead of
+   * a transaction that was undone or never became durable: every change
+   * moves the epoch, so an epoch that differs from the header's means the
+   * cache does not hold what the store holds).
+   */
   private tree(tx: ReadTx, sid: string, ch: string): KeyTree | undefined {
     const k = `${sid}|${ch}`;
-    const have = this.trees.get(k);
-    if (have) return have;
     const header = tx.get<KeyTreeHeaderRecord>('keys', headerKey(sid, ch));
+    const have = this.trees.get(k);
+    if (have && header && have.epoch === header.epoch) return have;
+    if (have) {
+      this.logger?.warn('keytree cache differs from the store: reloaded', {
+        supernet: sid,
+        channel: ch,
+        cached: have.epoch,
+        stored: header?.epoch ?? null,
+      });
+      // Wipe the stale copy: its keys may be ones the store never kept.
+      have.destroy();
+      this.trees.delete(k);
+    }
     if (!header) return undefined;
     const t = KeyTree.fromRecords(
       { group: this.group(sid, ch), signer: this.admin, logger: this.logger },
       header,
-      (c) => tx.get<KeyTreeChunkRecord>('keys', chunkKey(sid, ch, c)),
+      (c) => this.openChunk(tx.get<StoredChunk>('keys', chunkKey(sid, ch, c)), sid, ch, c),
     );
     this.trees.set(k, t);
     return t;
+  }
+
+  /**
+   * A stored chunk as KeyTree reads it: the keys sealed at rest are opened
+   * with the admin identity (docs/keys.md §6). A chunk in the plain form of
+   * earlier versions is read as is and sealed at its next write.
+   */
+  private openChunk(
+    rec: StoredChunk | undefined,
+    sid: string,
+    ch: string,
+    c: number,
+  ): KeyTreeChunkRecord | undefined {
+    if (!rec) return undefined;
+    if ('keys' in rec) return rec;
+    const plain = this.admin.open(Buffer.from(rec.box, 'base64url'), chunkContext(sid, ch, c));
+    const out = { keys: plain.toString('base64url'), members: rec.members };
+    plain.fill(0);
+    return out;
   }
 
   private persist(tx: WriteTx, sid: string, ch: string, t: KeyTree): void {
     const { header, chunks } = t.takeChanges();
     if (header) tx.put('keys', headerKey(sid, ch), header);
     for (const [c, rec] of chunks) {
-      if (rec) tx.put('keys', chunkKey(sid, ch, c), rec);
-      else tx.delete('keys', chunkKey(sid, ch, c));
+      if (rec) {
+        // At rest the chunk's keys are sealed to the admin's own X25519 key,
+        // as keys-flat.ts does: a copy of the database alone reveals no key.
+        const plain = Buffer.from(rec.keys, 'base64url');
+        const box = seal(this.admin.pub.seal, plain, chunkContext(sid, ch, c));
+        plain.fill(0);
+        tx.put('keys', chunkKey(sid, ch, c), {
+          box: box.toString('base64url'),
+          members: rec.members,
+        } satisfies SealedChunkRecord);
+      } else tx.delete('keys', chunkKey(sid, ch, c));
     }
   }
 

@@ -35,7 +35,11 @@ const CHURN = 50;
 const WINDOW = 10;
 /** Concurrent churn operations. */
 const BATCH = 5;
-/** Stream length: paced at 1 MiB/s; the churn must fit inside it. */
+/**
+ * Stream length: paced at 1 MiB/s; the churn must fit inside it (issue: ≥ 30 s).
+ * The churn (100 membership changes through the CLI) took 131 s on the loaded
+ * 2-core CI machine with 90 s of stream, which broke the test: keep the margin.
+ */
 const STREAM_S = 200;
 const TCP_CHECK = join(ROOT, 'dist', 'test', 'support', 'tcp-check.js');
 const INJECT = join(ROOT, 'dist', 'test', 'support', 'inject.js');
@@ -145,9 +149,12 @@ describe('key-tree group keys on the test bed', () => {
           `(${epochAfterChurn - epoch0} rekeys during the stream), ${sent.bytes} bytes`,
       );
       expect(streamMs).toBeGreaterThanOrEqual(30_000);
-      // The churn happened while the stream ran: 100 epochs (50 joins, 50 removals).
+      // The churn happened while the stream ran: 50 joins (one epoch each) and 50
+      // removals, BATCH at a time, so batched (--rekey-batch-ms, docs/keys.md
+      // §Batching): each round of BATCH concurrent removals costs 1..BATCH epochs.
       expect(streamStillRunning).toBe(true);
-      expect(epochAfterChurn - epoch0).toBe(2 * CHURN);
+      expect(epochAfterChurn - epoch0).toBeGreaterThanOrEqual(CHURN + CHURN / BATCH);
+      expect(epochAfterChurn - epoch0).toBeLessThan(2 * CHURN);
       expect(got.bytes).toBe(rate * STREAM_S);
       expect(got).toEqual(sent);
       // a1 and c1 are on the same epoch, and h3 hosts nothing any more.
@@ -226,12 +233,17 @@ describe('key-tree group keys on the test bed', () => {
       const out = Buffer.alloc(100);
       return out.subarray(0, sealer.seal(inner, 0, inner.length, out, 0)).toString('hex');
     };
-    const counters = async (): Promise<{ rx: number; stale: number }> => {
+    const counters = async (): Promise<{ rx: number; stale: number; notMember: number }> => {
       const st = await sn.status('h1');
-      return { rx: find(st, 'a1')!.counters.rxPackets, stale: st.drops.stale_epoch ?? 0 };
+      return {
+        rx: find(st, 'a1')!.counters.rxPackets,
+        stale: st.drops.stale_epoch ?? 0,
+        notMember: st.drops.not_member ?? 0,
+      };
     };
+    type Probe = { at: number; rx: number; stale: number; notMember: number };
     /** Sends one forged packet; when it left, and what a1's agent did with it. */
-    const inject = async (): Promise<{ at: number; rx: number; stale: number }> => {
+    const inject = async (): Promise<Probe> => {
       const c0 = await counters();
       const at = Date.now();
       await bed.run(bed.host('h3').ns, 'node', [INJECT, bed.host('h1').addr, String(AGENT_PORT)], {
@@ -239,7 +251,12 @@ describe('key-tree group keys on the test bed', () => {
       });
       await new Promise((res) => setTimeout(res, 150));
       const c1 = await counters();
-      return { at, rx: c1.rx - c0.rx, stale: c1.stale - c0.stale };
+      return {
+        at,
+        rx: c1.rx - c0.rx,
+        stale: c1.stale - c0.stale,
+        notMember: c1.notMember - c0.notMember,
+      };
     };
 
     const epochBefore = await epochOn('h1');
@@ -255,7 +272,7 @@ describe('key-tree group keys on the test bed', () => {
       { timeoutMs: 10_000, intervalMs: 50, what: 'a1 on the epoch after the expulsion' },
     );
     // Probe from now until past the end of the grace (plus the agent's 1 s expiry tick).
-    const probes: Array<{ at: number; rx: number; stale: number }> = [];
+    const probes: Probe[] = [];
     await until(
       async () => {
         const r = await inject();
@@ -268,8 +285,20 @@ describe('key-tree group keys on the test bed', () => {
     log(
       `x1 expelled; a1 switched ${acceptUntil - GRACE_MS - expelledAt} ms after the expel ` +
         `command returned; grace ${GRACE_MS} ms; probes relative to the end of the grace: ` +
-        probes.map((p) => `${rel(p.at)} ms ${p.rx ? 'taken' : 'refused'}`).join(', '),
+        probes
+          .map(
+            (p) =>
+              `${rel(p.at)} ms ${p.rx ? 'taken' : p.notMember ? 'refused: not_member' : p.stale ? 'refused: stale_epoch' : 'refused'}`,
+          )
+          .join(', '),
     );
+    // Inside the grace the old epoch's key still opens the packet, but the
+    // sender is no longer a member: the same config that switched a1's epoch
+    // dropped x1 from a1's peers, so the packet is refused after the tag check
+    // as not_member (docs/keys.md §9, "Grace and the expelled sender"). The grace
+    // keeps in-flight packets of remaining members, never the leaver's.
+    const inside = probes.filter((p) => p.at < acceptUntil - 200);
+    for (const p of inside) expect(p).toMatchObject({ rx: 0, notMember: 1, stale: 0 });
     // Refused once the grace ended (the agent expires keys every second).
     const after = probes.filter((p) => p.at > acceptUntil + 1100);
     expect(after.length).toBeGreaterThan(0);
