@@ -169,6 +169,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const m of mounted) await bed.run(null, 'fusermount', ['-u', m], { allowFail: true });
   await bed?.teardown();
+  // The volume keys the agents handed to the fs commands.
+  for (const n of ['a1', 'c1'])
+    await unlink(join(volumeKeysDir(), `0x4711-${n}-vol1.json`)).catch(() => {});
 }, 60_000);
 
 describe('outsourced storage on Figure 6', () => {
