@@ -153,6 +153,8 @@ const DEFAULT_COMMIT_MS = 5000;
 const EMPTY = Buffer.alloc(0);
 /** Smallest buffer a written chunk gets (tiny files take a slice of Node's shared pool). */
 const MIN_CHUNK_BUF = 256;
+/** Chunk loads a rekey keeps in flight ahead of the one it re-seals. */
+const REKEY_WINDOW = 8;
 
 const pageOf = (ino: number): number => Math.floor(ino / INODES_PER_PAGE);
 const superHash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
@@ -1707,7 +1709,17 @@ export class Volume {
             await this.dirOf(n);
             n.dirDirty = true;
           } else {
-            for (const i of stale) {
+            // Reads pipelined: up to REKEY_WINDOW loads run ahead of the one
+            // awaited (sequential awaits left the disk or link idle between
+            // objects); the re-sealed chunks' puts run in the background.
+            for (let k = 0; k < stale.length; k++) {
+              for (let a = k; a < Math.min(stale.length, k + REKEY_WINDOW); a++) {
+                const j = stale[a]!;
+                // A failure surfaces when chunk() awaits (or retries) it.
+                if (!n.chunks.has(j) && !n.loading.has(j))
+                  this.startLoad(n, j).promise.catch(() => {});
+              }
+              const i = stale[k]!;
               const c = await this.chunk(n, i, false);
               if (c) this.makeDirty(n, i, c);
               if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();

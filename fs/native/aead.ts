@@ -4,7 +4,8 @@
  * `fs/native/build/Release/supernet_fs.node`). It seals and opens objects
  * into the caller's buffers; fs/format.ts uses it when it is built and falls
  * back to node:crypto (same bytes, slower: an allocation per update) when it
- * is not, or when `SUPERNET_FS_NATIVE=0`.
+ * is not, or when `SUPERNET_FS_NATIVE=0`. fs/store.ts uses its whole-object
+ * file I/O (one threadpool job per object) the same way.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -46,10 +47,26 @@ export interface AeadAddon {
     out: Buffer,
     tail: Buffer,
   ): boolean;
+  /**
+   * On the libuv threadpool, as one job: creates `path` (O_EXCL, mode 0600),
+   * writes all of `buf`, fdatasyncs when `durable`, closes. `cb(errno, n)`:
+   * errno 0 on success.
+   */
+  putFile(
+    path: string,
+    buf: Buffer,
+    durable: boolean,
+    cb: (errno: number, written: number) => void,
+  ): void;
+  /**
+   * On the libuv threadpool, as one job: opens `path`, reads into `buf` until
+   * it is full or the file ends, closes. `cb(errno, n)`.
+   */
+  getFile(path: string, buf: Buffer, cb: (errno: number, read: number) => void): void;
 }
 
 const ADDON = join('fs', 'native', 'build', 'Release', 'supernet_fs.node');
-const ADDON_VERSION = 1;
+const ADDON_VERSION = 2;
 
 /** Finds the built addon above this module (dist/fs/native → package root). */
 function locate(): string | null {
