@@ -45,7 +45,7 @@ const FILE_WATCH = `
 while :; do
   t=$(date +%s%3N)
   if out=$(cat /etc/resolv.conf 2>&1); then
-    case "$out" in *"nameserver 10.71.17.1"*) echo "$t ok";; *"nameserver 127.0.0.1"*) echo "$t placeholder";; *) echo "$t other";; esac
+    case "$out" in *"nameserver 10.71.17.1"*) echo "$t ok";; *"nameserver 127.0.0.1"*) echo "$t placeholder";; *) echo "$t other $(printf '%s' "$out" | grep -m1 '^nameserver' || echo no-nameserver-line)";; esac
   else
     echo "$t fail $out"
   fi
