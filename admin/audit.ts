@@ -34,6 +34,7 @@ export type AuditAction =
   | 'grant-revoked'
   | 'storage-role-granted'
   | 'storage-role-revoked'
+  | 'storage-reencrypted'
   | 'console-login';
 
 export interface AuditEntry {

@@ -323,6 +323,21 @@ export class StorageRoles {
         },
       };
       tx.put('storage', volKey(sid, volume), next);
+      // The end of a revocation is a security event of its own: from here the
+      // ex-member's keys open nothing on the provider (docs/nfs.md).
+      if ((p.state === 'done' || p.state === 'failed') && vol.reencrypt.state !== p.state)
+        this.d.audit.append(tx, {
+          action: 'storage-reencrypted',
+          supernet: sid,
+          node: by ?? null,
+          detail: {
+            volume,
+            state: p.state,
+            ...(target !== null ? { epoch: target } : {}),
+            ...(p.done !== null ? { done: p.done } : {}),
+            ...(p.total !== null ? { total: p.total } : {}),
+          },
+        });
       // Every object is under the new epoch now: the old keys go for good.
       if (p.state === 'done' && this.keys) {
         const s = this.keys.state(tx, sid, volume);

@@ -203,6 +203,7 @@ export const ACTION_CLASS = {
   'supernet-dissolved': 'bad',
   'grant-revoked': 'warn',
   'storage-role-revoked': 'warn',
+  'storage-reencrypted': 'good',
   logout: 'warn',
 };
 

@@ -154,6 +154,19 @@ describe('administrator operations', () => {
     });
     expect(prog.status).toBe(200);
     expect(prog.json).toMatchObject({ reencrypt: { state: 'running', done: 3, total: 10 } });
+    const fin = await http(svc.url, 'PUT', '/v1/supernets/0x4711/storage/volumes/home/progress', {
+      headers: op,
+      body: JSON.stringify({ state: 'done', done: 10, total: 10 }),
+    });
+    expect(fin.status).toBe(200);
+    const ends = (await svc.client.audit(0)).entries.filter(
+      (e) => e.action === 'storage-reencrypted',
+    );
+    expect(ends).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ volume: 'home', state: 'done', done: 10 }),
+      }),
+    ]);
     await expect(svc.client.grantStorageRole('0x4711', 'Bad Name', 'a1')).rejects.toMatchObject({
       status: 400,
       message: expect.stringMatching(/^volume: /),
