@@ -24,6 +24,13 @@ export function fuseOps(
   const fail = (op: string, e: unknown): number => {
     if (e instanceof FsErrno) return errno(e.errno);
     if (e instanceof IntegrityError) return errno('EIO');
+    // A full provider (local ENOSPC/EDQUOT, NFS3ERR_NOSPC/DQUOT mapped by
+    // fs/nfs/errors.ts) is the user's to act on, not an I/O fault.
+    const code = (e as { code?: unknown } | null)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      log.warn('storage full', { op, code });
+      return errno(code);
+    }
     log.error('operation failed', { op, error: String((e as Error)?.stack ?? e) });
     return errno('EIO');
   };

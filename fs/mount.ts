@@ -122,8 +122,11 @@ export async function runningMount(
     return null;
   }
   if (typeof j.pid !== 'number' || typeof j.mountpoint !== 'string') return null;
+  // kill(pid, 0) succeeds on a zombie (killed, not yet reaped): read the state.
   try {
-    process.kill(j.pid, 0);
+    const st = await readFile(`/proc/${j.pid}/stat`, 'utf8');
+    const s = st.charAt(st.lastIndexOf(')') + 2);
+    if (s === 'Z' || s === 'X' || s === '') return null;
   } catch {
     return null;
   }
@@ -349,5 +352,10 @@ export async function control(
       }
     });
     sock.on('error', rej);
+    // A daemon that dies mid-request closes the socket without an answer:
+    // fail instead of never settling (a settled promise ignores this).
+    sock.on('close', () =>
+      rej(new Error('the mount daemon closed the control socket before answering')),
+    );
   });
 }

@@ -68,7 +68,14 @@ export class ObjectIO {
    * and starts storing it. Returns the ref that pins it.
    */
   write(epoch: number, key: Buffer, kind: Kind, binding: Binding, payload: Buffer): Ref {
-    if (this.failure) throw new FsErrno('EIO', `an earlier put failed: ${this.failure.message}`);
+    if (this.failure) {
+      // A full provider is ENOSPC to the writer (docs/storage.md), anything else EIO.
+      const code = (this.failure as { code?: unknown }).code;
+      throw new FsErrno(
+        code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : 'EIO',
+        `an earlier put failed: ${this.failure.message}`,
+      );
+    }
     const size = objectSize(bucketFor(payload.length));
     const buf = this.pool.take(size);
     const { ref } = sealObjectInto(buf, epoch, key, kind, newId(), binding, payload);

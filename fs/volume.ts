@@ -1013,7 +1013,7 @@ export class Volume {
    * returned `durable` settles when {@link persist} has finished steps 2–5.
    */
   private async snapshotLocked(clean: boolean): Promise<{ durable: Promise<void> }> {
-    if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
+    if (this.failed) throw this.failedError();
     if (this.readOnly) return { durable: Promise.resolve() };
     if (!this.dirtyState && !clean && this.counters.commits > 0 && !(this.sb.flags & SB_CLEAN))
       return { durable: this.lastDurable };
@@ -1104,6 +1104,17 @@ export class Volume {
     }
   }
 
+  /**
+   * What operations get once a commit failed: ENOSPC/EDQUOT when the
+   * provider was full (the user's to act on: free space and remount),
+   * EIO otherwise.
+   */
+  private failedError(): FsErrno {
+    const code = (this.failed as { code?: unknown } | null)?.code;
+    const why = `volume failed earlier: ${this.failed?.message ?? 'unknown'}`;
+    return new FsErrno(code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : 'EIO', why);
+  }
+
   private fail(e: Error): void {
     if (this.failed) return;
     this.failed = e;
@@ -1117,7 +1128,7 @@ export class Volume {
    */
   private async persist(batch: PutBatch, superblock: Buffer, next: Superblock): Promise<void> {
     try {
-      if (this.failed) throw new FsErrno('EIO', `volume failed earlier: ${this.failed.message}`);
+      if (this.failed) throw this.failedError();
       await batch.done;
       await this.store.sync(batch.names);
       await this.store.put('superblock', superblock, true);
