@@ -105,12 +105,18 @@ export class NodeLocator<K> {
 
   /**
    * The node task `pid` is in, {@link HOST} if it is in none, or
-   * {@link UNKNOWN} if its namespace cannot be read. pid 0 (a request the
-   * kernel could not attribute to a task visible in our pid namespace, i.e.
-   * from an ancestor namespace, never from a node) counts as the host.
+   * {@link UNKNOWN} if its namespace cannot be read.
+   *
+   * pid 0 (and any pid that is not a positive integer) is UNKNOWN. The
+   * kernel sends pid 0 for a request whose task is not visible in our pid
+   * namespace, and the FUSE glue yields no pid for a request without a
+   * context (as while the session closes); neither says the caller is a
+   * host process, and a node's reader taken for one is served the host's
+   * files (docs/dns.md §Who is calling). The host's own programs read /etc,
+   * not configfs, so refusing them costs nothing.
    */
   locate(pid: number): Located<K> {
-    if (pid === 0) return HOST;
+    if (!Number.isInteger(pid) || pid <= 0) return UNKNOWN;
     const id = this.probe.netnsOfPid(pid);
     if (id === null) return UNKNOWN;
     const key = idKey(id);

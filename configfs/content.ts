@@ -213,6 +213,9 @@ export class ConfigContent {
     }
     if (who === HOST) {
       this.stats.hostReads++;
+      // Every host-classified request is logged (debug): a node's process
+      // wrongly taken for the host is the one leak configfs must not have.
+      this.logger.debug('configfs: host caller', { pid, name });
       try {
         return this.host.read(name);
       } catch (err) {

@@ -49,6 +49,8 @@ const DEFAULT_MAX_HANDLES = 65536;
 const EROFS = 30;
 const ENFILE = 23;
 const EBADF = 9;
+/** callerPid() when the request has no usable caller: no task has this pid. */
+const NO_CALLER = -1;
 
 export interface ConfigFsOptions {
   mountpoint: string;
@@ -111,6 +113,7 @@ export class ConfigFs {
   private readonly handles = new Map<number, FileView>();
   private nextHandle = 1;
   private fuse: FuseHandle | null = null;
+  private unmounting = false;
   private dev: number | null = null;
   private placeholderIds: PlaceholderIds | null = null;
   private readonly mountedAt = new Date();
@@ -243,20 +246,37 @@ export class ConfigFs {
 
   async unmount(): Promise<void> {
     const fuse = this.fuse;
-    if (!fuse) return;
-    this.fuse = null;
+    if (!fuse || this.unmounting) return;
+    // The handle stays set until the session is closed: requests keep
+    // arriving while it closes (from nodes' bind mounts, which outlive the
+    // lazy unmount of the mount point), and each must still be attributed
+    // to its caller. Dropping it first made them look like pid 0, which was
+    // served the HOST's files (the agent kill -9 leak, docs/dns.md §Who is
+    // calling).
+    this.unmounting = true;
     this.dev = null;
-    await new Promise<void>((resolve, reject) =>
-      fuse.unmount((err) => (err ? reject(err) : resolve())),
-    );
+    try {
+      await new Promise<void>((resolve, reject) =>
+        fuse.unmount((err) => (err ? reject(err) : resolve())),
+      );
+    } finally {
+      this.fuse = null;
+      this.unmounting = false;
+    }
     this.handles.clear();
     this.stats.handles = 0;
     this.logger.info('configfs: unmounted', { mountpoint: this.mountpoint });
   }
 
-  /** The pid of the current request's caller; must be called synchronously in a handler. */
+  /**
+   * The pid of the current request's caller; must be called synchronously in
+   * a handler. Without a request context (no session) the answer is
+   * {@link NO_CALLER}, which the locator reports as unknown (EACCES): never
+   * 0, which used to stand for the host.
+   */
   private callerPid(): number {
-    return this.fuse?.context()?.pid ?? 0;
+    const pid = this.fuse?.context()?.pid;
+    return typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : NO_CALLER;
   }
 
   /** File `path` as the current caller sees it: a view, or a negative errno. */

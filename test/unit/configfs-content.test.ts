@@ -115,7 +115,6 @@ describe('NodeLocator', () => {
     expect(l.locate(10)).toBe('a');
     expect(l.locate(20)).toBe('b');
     expect(l.locate(30)).toBe(HOST);
-    expect(l.locate(0)).toBe(HOST);
     expect(l.locate(99)).toBe(UNKNOWN);
     // Same inode on another device is another namespace.
     p.pids.set(40, { dev: 5, ino: 100 });
@@ -192,6 +191,18 @@ describe('ConfigContent', () => {
     expect(c.stats).toMatchObject({ nodeReads: 3, hostReads: 3, unknownCallers: 1, hostErrors: 1 });
     // The node's nsswitch.conf is derived from the host's.
     expect(text(c.lookup(10, 'nsswitch.conf'))).toMatch(/^passwd:\s+files systemd$/m);
+  });
+
+  it('refuses a request without a caller (pid 0, none): never the host file', () => {
+    // The agent kill -9 leak: requests that reached configfs while its FUSE
+    // session closed carried no caller and were served the host's files.
+    const { c, probe } = setup();
+    probe.pids.set(0, ns(1)); // even if pid 0 somehow had a namespace
+    for (const pid of [0, -1, 1.5, Number.NaN]) {
+      expect(c.lookup(pid, 'resolv.conf')).toBe(ERRNO.EACCES);
+      expect(c.whoIs(pid)).toBe('unknown');
+    }
+    expect(c.stats).toMatchObject({ hostReads: 0, unknownCallers: 4 });
   });
 
   it('follows membership changes, keeping the mtime of unchanged files', () => {
