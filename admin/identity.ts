@@ -13,7 +13,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
+  randomBytes,
   hkdfSync,
   sign as edSign,
   verify as edVerify,
@@ -69,9 +69,59 @@ function okpPublic(crv: 'Ed25519' | 'X25519', raw: Buffer): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv, x: b64(raw) }, format: 'jwk' });
 }
 
+/*
+ * Keys are made from 32 random bytes imported as PKCS#8 (RFC 8410), and raw
+ * values are read back from DER, never through generateKeyPairSync() and
+ * JWK export: on Node 20 a GC that runs inside KeyObject.export({format:
+ * 'jwk'}) can finalise the KeyGenJob that made the same key, whose
+ * destructor takes the key's mutex that the export already holds — the
+ * process hangs in futex_wait (seen in a CI unit run: gdb showed
+ * ~KeyGenJob under ExportJWKEdKey).
+ */
+const PKCS8_PREFIX = {
+  // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 / .110 }, OCTET STRING { OCTET STRING (32) } }
+  Ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+  X25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+} as const;
+const SPKI_LEN = 12 + KEY_LEN;
+const PKCS8_LEN = 16 + KEY_LEN;
+
+/** A private key from its raw 32 bytes (Ed25519 seed or X25519 scalar). */
+function okpPrivate(crv: 'Ed25519' | 'X25519', raw: Buffer): KeyObject {
+  if (raw.length !== KEY_LEN)
+    throw new IdentityError(`${crv} private key: expected ${KEY_LEN} bytes`);
+  const der = Buffer.concat([PKCS8_PREFIX[crv], raw]);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+function freshPrivate(crv: 'Ed25519' | 'X25519'): KeyObject {
+  const raw = randomBytes(KEY_LEN);
+  try {
+    return okpPrivate(crv, raw);
+  } finally {
+    raw.fill(0);
+  }
+}
+
 function rawPublic(k: KeyObject): Buffer {
-  const jwk = k.export({ format: 'jwk' });
-  return Buffer.from(jwk.x as string, 'base64url');
+  const der = k.export({ format: 'der', type: 'spki' });
+  if (der.length !== SPKI_LEN) throw new IdentityError('unexpected public key encoding');
+  return Buffer.from(der.subarray(SPKI_LEN - KEY_LEN));
+}
+
+/** The raw private bytes (for the identity file only); the caller wipes them. */
+function rawPrivate(k: KeyObject): Buffer {
+  const der = k.export({ format: 'der', type: 'pkcs8' });
+  try {
+    if (der.length !== PKCS8_LEN) throw new IdentityError('unexpected private key encoding');
+    return Buffer.from(der.subarray(PKCS8_LEN - KEY_LEN));
+  } finally {
+    der.fill(0);
+  }
 }
 
 /** Short stable fingerprint of a public identity: first 16 bytes of SHA-256 over both keys, hex. */
@@ -111,11 +161,7 @@ export class Identity {
   }
 
   static generate(label = ''): Identity {
-    return new Identity(
-      generateKeyPairSync('ed25519').privateKey,
-      generateKeyPairSync('x25519').privateKey,
-      label,
-    );
+    return new Identity(freshPrivate('Ed25519'), freshPrivate('X25519'), label);
   }
 
   /** Parses the JSON text of an identity file. */
@@ -131,16 +177,16 @@ export class Identity {
         `${what}: not a Supernet identity (version ${IDENTITY_FILE_VERSION})`,
       );
     }
-    const priv = (crv: 'Ed25519' | 'X25519', d: unknown, x: unknown): KeyObject =>
-      createPrivateKey({
-        key: {
-          kty: 'OKP',
-          crv,
-          d: b64(fromB64(d, KEY_LEN, `${what}: ${crv} private key`)),
-          x: b64(fromB64(x, KEY_LEN, `${what}: ${crv} public key`)),
-        },
-        format: 'jwk',
-      });
+    // x is checked against the key derived from d below.
+    const priv = (crv: 'Ed25519' | 'X25519', d: unknown, x: unknown): KeyObject => {
+      fromB64(x, KEY_LEN, `${what}: ${crv} public key`);
+      const raw = fromB64(d, KEY_LEN, `${what}: ${crv} private key`);
+      try {
+        return okpPrivate(crv, raw);
+      } finally {
+        raw.fill(0);
+      }
+    };
     const s = j.sign as Record<string, unknown> | undefined;
     const e = j.seal as Record<string, unknown> | undefined;
     if (!s || !e) throw new IdentityError(`${what}: missing keys`);
@@ -171,8 +217,12 @@ export class Identity {
 
   /** The identity file's JSON text (holds private keys; written with mode 0600). */
   serialize(): string {
-    const s = this.signKey.export({ format: 'jwk' });
-    const e = this.sealKey.export({ format: 'jwk' });
+    const sd = rawPrivate(this.signKey);
+    const ed = rawPrivate(this.sealKey);
+    const s = { x: this.pub.sign, d: b64(sd) };
+    const e = { x: this.pub.seal, d: b64(ed) };
+    sd.fill(0);
+    ed.fill(0);
     return (
       JSON.stringify(
         {
@@ -229,10 +279,10 @@ function sealKeyFor(shared: Buffer, ephPub: Buffer, recipientPub: Buffer, contex
  */
 export function seal(recipientSeal: string, plain: Uint8Array, context: string): Buffer {
   const rpub = fromB64(recipientSeal, KEY_LEN, 'seal');
-  const eph = generateKeyPairSync('x25519');
-  const ephPub = rawPublic(eph.publicKey);
+  const ephPriv = freshPrivate('X25519');
+  const ephPub = rawPublic(createPublicKey(ephPriv));
   const shared = diffieHellman({
-    privateKey: eph.privateKey,
+    privateKey: ephPriv,
     publicKey: okpPublic('X25519', rpub),
   });
   const key = sealKeyFor(shared, ephPub, rpub, context);
