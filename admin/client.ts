@@ -28,7 +28,6 @@ import {
   type LoginResponse,
   type NodeConfig,
   type NodeEvent,
-  type RekeyEventData,
   type SignedEnvelope,
   type VarpRecord,
 } from './protocol.js';
@@ -400,22 +399,7 @@ export class AdminClient {
             }
             if (m.event === 'config')
               onEvent({ event: 'config', data: data as { serial: number } });
-            else if (m.event === 'rekey') {
-              // Shape only; the agent verifies the signed message itself.
-              const r = data as Partial<RekeyEventData> | null;
-              if (
-                r &&
-                typeof r.channel === 'string' &&
-                Number.isSafeInteger(r.epoch) &&
-                (r.epoch as number) > 0 &&
-                typeof r.msg === 'string' &&
-                r.msg.length > 0
-              )
-                onEvent({
-                  event: 'rekey',
-                  data: { channel: r.channel, epoch: r.epoch as number, msg: r.msg },
-                });
-            } else if (m.event === 'expelled') {
+            else if (m.event === 'expelled') {
               onEvent({ event: 'expelled', data: data as { reason: string } });
               ended = true;
             }

@@ -8,16 +8,9 @@
  * connection is the current serial. Events to one stream are coalesced for
  * `coalesceMs` (a burst of joins costs each member one fetch, not one per
  * join), and a slow reader is never buffered more than one pending serial.
- *
- * A `rekey` event (key-tree scheme, docs/keys.md §8 wiring) carries one signed
- * broadcast message and is sent at once, uncoalesced: members switch epochs
- * without a config round trip. It is an optimisation only — the same message
- * is in the next config, which a `config` event announces as well — so a
- * stream that is backed up skips it rather than buffering more.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
-import type { RekeyEventData } from './protocol.js';
 
 export const KEEPALIVE_MS = 15_000;
 export const COALESCE_MS = 50;
@@ -128,21 +121,6 @@ export class EventHub {
       if (delay <= 0) this.flush(s);
       else if (!s.timer) s.timer = setTimeout(() => this.flush(s), delay);
     }
-  }
-
-  /**
-   * Pushes a signed key-tree message to every stream of node `key`, now.
-   * Returns the number of streams written (0: offline or backed up; the
-   * config push covers it).
-   */
-  rekey(key: string, data: RekeyEventData): number {
-    let n = 0;
-    for (const s of this.byKey.get(key) ?? []) {
-      if (s.closed || s.res.writableEnded || s.res.writableNeedDrain) continue;
-      this.send(s, 'rekey', data);
-      n++;
-    }
-    return n;
   }
 
   /** Sends `expelled` to every stream of node `key` and closes them. */

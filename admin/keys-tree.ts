@@ -7,9 +7,7 @@
  *   signed join notice with no key material. The joiner gets its welcome
  *   (its path keys sealed to its identity) in its login config.
  * - Leave / expel: one signed rekey message (2·log2 n − 1 sealed keys).
- * - Delivery: each message is pushed to the members as an SSE `rekey` event
- *   once its transaction commits ({@link TreeKeyScheme.pushable}); and every
- *   member's signed config carries the latest
+ * - Delivery: every member's signed config carries the latest
  *   {@link LOG_MESSAGES} broadcast messages of each tree channel; the config
  *   push (SSE `config`) tells members to fetch it. A member that is further
  *   behind, or whose keys do not fit, asks for its config with `resync=1` and
@@ -34,22 +32,6 @@ import { parseChannelId, supernetIdBytes } from './ids.js';
 
 /** Broadcast messages kept per channel (and carried in every config). */
 export const LOG_MESSAGES = 8;
-
-/** Made messages waiting for their commit, per Supernet, before the oldest are dropped (they stay in configs). */
-export const OUTBOX_MAX = 4 * LOG_MESSAGES;
-
-/** A broadcast message made inside a transaction, to push once it is committed. */
-export interface OutgoingMessage {
-  channel: string;
-  epoch: number;
-  /** base64url signed join notice or rekey message. */
-  msg: string;
-}
-
-/** A committed message and the members to push it to. */
-export interface PushableMessage extends OutgoingMessage {
-  members: string[];
-}
 
 interface LogEntry {
   epoch: number;
@@ -105,8 +87,6 @@ export interface TreeKeySchemeOptions {
 export class TreeKeyScheme implements GroupKeyScheme {
   readonly name = 'tree';
   private readonly trees = new Map<string, KeyTree>();
-  /** sid → messages made since the last {@link takeOutgoing} (committed or not). */
-  private readonly outbox = new Map<string, OutgoingMessage[]>();
 
   constructor(
     private readonly admin: Identity,
@@ -239,43 +219,6 @@ export class TreeKeyScheme implements GroupKeyScheme {
       -LOG_MESSAGES,
     );
     tx.put('keys', logKey(sid, ch), { scheme: 'tree', entries, previous } satisfies LogRecord);
-    // For the direct push (SSE `rekey`) once the transaction commits; see pushable().
-    const box = this.outbox.get(sid) ?? [];
-    box.push({ channel: ch, epoch, msg: entries.at(-1)!.msg });
-    if (box.length > OUTBOX_MAX) box.splice(0, box.length - OUTBOX_MAX);
-    this.outbox.set(sid, box);
-  }
-
-  /** Takes the messages made for `sid` since the last call (some may belong to undone transactions). */
-  takeOutgoing(sid: string): OutgoingMessage[] {
-    const box = this.outbox.get(sid) ?? [];
-    this.outbox.delete(sid);
-    return box;
-  }
-
-  /**
-   * Of `made`, the messages the store holds (read after the commit: a
-   * message of an undone transaction is not in the log and is never pushed),
-   * in epoch order, each with the channel's current members. A removed node
-   * is not a member, so its stream never receives the message that removes it.
-   */
-  pushable(tx: ReadTx, sid: string, made: OutgoingMessage[]): PushableMessage[] {
-    const out: PushableMessage[] = [];
-    const byChannel = new Map<string, OutgoingMessage[]>();
-    for (const m of made) {
-      const l = byChannel.get(m.channel) ?? [];
-      l.push(m);
-      byChannel.set(m.channel, l);
-    }
-    for (const [ch, list] of byChannel) {
-      const log = tx.get<LogRecord>('keys', logKey(sid, ch));
-      if (!log) continue;
-      const stored = new Set(log.entries.map((e) => e.msg));
-      const members = this.members(tx, sid, ch);
-      for (const m of list.sort((a, b) => a.epoch - b.epoch))
-        if (stored.has(m.msg)) out.push({ ...m, members });
-    }
-    return out;
   }
 
   onCreate(tx: WriteTx, sid: string, ch: string): void {

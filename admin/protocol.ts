@@ -230,22 +230,7 @@ export interface VarpRecord {
  * removed. A comment line is sent every 15 s as keep-alive.
  */
 export type NodeEvent =
-  | { event: 'config'; data: { serial: number } }
-  | { event: 'expelled'; data: { reason: string } }
-  | { event: 'rekey'; data: RekeyEventData };
-
-/**
- * A key-tree broadcast message pushed as it is made (docs/keys.md §8 wiring):
- * `msg` is the base64url signed join notice or rekey message of `channel` at
- * `epoch`, the same bytes the config's `keytrees[].messages` carry. It
- * carries no authority of its own: the agent verifies it against the pinned
- * admin key, exactly as from a config.
- */
-export interface RekeyEventData {
-  channel: string;
-  epoch: number;
-  msg: string;
-}
+  { event: 'config'; data: { serial: number } } | { event: 'expelled'; data: { reason: string } };
 
 /** Error body of every 4xx/5xx answer. */
 export interface ApiErrorBody {

@@ -161,37 +161,11 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
   notePolicy(holder.current);
   holder.subscribe(notePolicy);
 
-  // ---- rekey push (docs/keys.md §8 wiring) ----------------------------------
-  // Key-tree messages made by a committed change go straight to the members'
-  // streams as `rekey` events, in order (one chain for the service), ahead of
-  // the coalesced config push that also carries them.
-  let rekeyPushes: Promise<void> = Promise.resolve();
-  const pushRekeys = (sid: string): void => {
-    if (!(scheme instanceof TreeKeyScheme)) return;
-    const made = scheme.takeOutgoing(sid);
-    if (made.length === 0) return;
-    rekeyPushes = rekeyPushes
-      .then(() => opts.store.read((tx) => scheme.pushable(tx, sid, made)))
-      .then((list) => {
-        for (const m of list) {
-          const data = { channel: m.channel, epoch: m.epoch, msg: m.msg };
-          for (const n of m.members) events.rekey(streamKey(sid, n), data);
-        }
-      })
-      .catch((err: unknown) =>
-        logger.warn('rekey push failed; members follow the config push', {
-          supernet: sid,
-          error: String(err),
-        }),
-      );
-  };
-
   const publish = (e: Effects | null): void => {
     if (!e) return;
     // `expelled` first: it must reach the streams before their session ends them.
     if (e.expelled) events.expelled(e.expelled.key, e.expelled.reason);
     for (const s of e.endSessions) events.endSession(s);
-    pushRekeys(e.supernet);
     for (const key of e.config) events.config(key, e.serial);
   };
 

@@ -47,7 +47,6 @@ export function httpAdminLink(base: string, adminSign: string, logger: Logger): 
           token,
           (e) => {
             if (e.event === 'config') onEvent({ kind: 'config', serial: e.data.serial });
-            else if (e.event === 'rekey') onEvent({ kind: 'rekey', ...e.data });
             else if (e.event === 'expelled') onEvent({ kind: 'expelled', reason: e.data.reason });
             else onEvent({ kind: 'resync' });
           },

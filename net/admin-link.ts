@@ -15,16 +15,9 @@ export interface LoginFields {
   endpoint: Endpoint;
 }
 
-/**
- * Events the agent reacts to; `resync` means "you may have missed something:
- * fetch the config"; `rekey` is a pushed key-tree message (base64url `msg`,
- * not yet verified: the agent checks it against the pinned admin key).
- */
+/** Events the agent reacts to; `resync` means "you may have missed something: fetch the config". */
 export type LinkEvent =
-  | { kind: 'config'; serial: number }
-  | { kind: 'expelled'; reason: string }
-  | { kind: 'resync' }
-  | { kind: 'rekey'; channel: string; epoch: number; msg: string };
+  { kind: 'config'; serial: number } | { kind: 'expelled'; reason: string } | { kind: 'resync' };
 
 /** The admin refused: `code` is the API's error code (e.g. `policy_denied`, `expelled`, `session_revoked`). */
 export class AdminRefusal extends Error {

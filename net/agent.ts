@@ -27,7 +27,7 @@ import {
 } from './datapath.js';
 import { formatIpv4, parseIpv4, parsePrefix } from './ipv4.js';
 import { ChannelKeyring } from './keyring.js';
-import { NodeTreeKeys, type TreeTrafficKey } from './member-keys.js';
+import { NodeTreeKeys } from './member-keys.js';
 import { StorageError, type StorageAgent, type VolumeKeyring } from './storage-agent.js';
 import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
@@ -117,14 +117,6 @@ export class HostAgent {
   private timers: NodeJS.Timeout[] = [];
   private lastEndpoint: Endpoint | null = null;
   private behindAt = new Map<string, number>();
-  /**
-   * Key-tree epochs installed, by how they arrived (status `rekeys`, metric
-   * supernet_agent_rekeys_total): `push` from SSE `rekey` events, `config`
-   * from a config's messages, `resync` from a config with welcomes;
-   * `push_old` pushed messages already held, `push_fallback` pushed messages
-   * that did not apply and sent the node to the config path.
-   */
-  private readonly rekeys = { push: 0, config: 0, resync: 0, push_old: 0, push_fallback: 0 };
 
   constructor(private readonly o: AgentOptions) {
     this.now = o.clock ?? Date.now;
@@ -296,7 +288,6 @@ export class HostAgent {
       mtu: this.mtu,
       drops: { ...this.datapath.drops, not_ipv4: this.datapath.txNotIpv4 },
       underlay: this.o.bind.stats,
-      rekeys: { ...this.rekeys },
       nodes: [...this.nodes.values()].map((n) => ({
         ...info(n),
         serial: n.serial,
@@ -456,67 +447,8 @@ export class HostAgent {
         reason: e.reason,
       });
       void this.remove(node, 'expelled');
-    } else if (e.kind === 'rekey') {
-      this.onRekeyPush(node, e);
     } else if (e.kind === 'resync' || e.serial > node.serial) {
       this.refresh(node);
-    }
-  }
-
-  // ---- rekey push (docs/keys.md §8 wiring) -------------------------------------------------
-
-  /**
-   * A pushed key-tree message: verified and applied by NodeTreeKeys, its
-   * traffic keys installed with the config's grace. Anything that does not
-   * apply (no key tree here, unknown channel, bad signature, epoch gap) falls
-   * back to the config fetch, which resynchronises if needed.
-   */
-  private onRekeyPush(node: HostedNode, e: { channel: string; epoch: number; msg: string }): void {
-    const table = this.datapath.supernets.get(node.local.supernetKey);
-    if (!node.treeKeys || !node.config || !table) {
-      this.rekeys.push_fallback++;
-      this.refresh(node);
-      return;
-    }
-    const r = node.treeKeys.applyPushed(
-      e.channel,
-      e.msg,
-      (ch) => table.keyrings.get(ch)?.current ?? 0,
-    );
-    if (r.kind === 'old') {
-      this.rekeys.push_old++;
-      return;
-    }
-    if (r.kind === 'fallback') {
-      this.rekeys.push_fallback++;
-      this.o.logger.debug('pushed rekey did not apply; fetching the config', {
-        node: node.local.name,
-        channel: e.channel,
-        epoch: e.epoch,
-        reason: r.reason,
-      });
-      if (r.reason !== 'refused' && r.reason !== 'malformed' && r.reason !== 'unknown channel')
-        node.treeResync = true;
-      this.refresh(node);
-      return;
-    }
-    this.installTreeKeys(table, r.keys, this.now(), node.config.graceMs);
-    this.rekeys.push += r.keys.length;
-  }
-
-  private installTreeKeys(
-    table: SupernetTable,
-    keys: TreeTrafficKey[],
-    now: number,
-    graceMs: number,
-  ): void {
-    for (const k of keys) {
-      let ring = table.keyrings.get(k.channel);
-      if (!ring) {
-        ring = new ChannelKeyring(table.idBytes, k.channel, this.session);
-        table.keyrings.set(k.channel, ring);
-      }
-      ring.install(k.epoch, k.key, undefined, now, graceMs);
     }
   }
 
@@ -669,8 +601,14 @@ export class HostAgent {
       return;
     }
     const u = node.treeKeys.update(cfg.keytrees, (ch) => table.keyrings.get(ch)?.current ?? 0);
-    this.installTreeKeys(table, u.keys, now, cfg.graceMs);
-    this.rekeys[cfg.keytrees.some((m) => m.welcome) ? 'resync' : 'config'] += u.keys.length;
+    for (const k of u.keys) {
+      let ring = table.keyrings.get(k.channel);
+      if (!ring) {
+        ring = new ChannelKeyring(table.idBytes, k.channel, this.session);
+        table.keyrings.set(k.channel, ring);
+      }
+      ring.install(k.epoch, k.key, undefined, now, cfg.graceMs);
+    }
     if (u.resync) node.treeResync = true;
   }
 

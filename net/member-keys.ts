@@ -37,13 +37,6 @@ export interface TreeUpdate {
   refused: number;
 }
 
-/** What one pushed message did ({@link NodeTreeKeys.applyPushed}). */
-export type PushOutcome =
-  | { kind: 'applied'; keys: TreeTrafficKey[] }
-  /** Already had it (it also came in a config, or it is the joiner's own notice). */
-  | { kind: 'old' }
-  | { kind: 'fallback'; reason: string };
-
 interface StoredStates {
   kind: 'supernet-agent-keytrees';
   v: 1;
@@ -171,59 +164,6 @@ export class NodeTreeKeys {
     }
     this.save();
     return out;
-  }
-
-  /**
-   * Applies ONE pushed message (SSE `rekey`, docs/keys.md §8 wiring) to
-   * channel `channelText`'s state, leaving every other channel alone.
-   * The message is verified against the pinned admin key before anything is
-   * decrypted (MemberKeyState.apply). Returns the new traffic keys to install,
-   * or `fallback` with the reason when the message does not apply (unknown
-   * channel, bad signature or form, epoch gap, stale path, removed): the
-   * caller then takes the config fetch / resync path.
-   */
-  applyPushed(
-    channelText: string,
-    msg: string,
-    currentOf: (channel: number) => number,
-  ): PushOutcome {
-    const st = this.states.get(channelText);
-    if (!st || st.status === 'removed') return { kind: 'fallback', reason: 'unknown channel' };
-    let bytes: Buffer;
-    try {
-      bytes = Buffer.from(msg, 'base64url');
-      if (bytes.length === 0 || bytes.toString('base64url') !== msg)
-        throw new Error('not base64url');
-    } catch {
-      return { kind: 'fallback', reason: 'malformed' };
-    }
-    let r: ReturnType<MemberKeyState['apply']>;
-    try {
-      r = st.apply(bytes);
-    } catch (err) {
-      this.o.logger.warn('pushed key-tree message refused', {
-        channel: channelText,
-        err: String(err),
-      });
-      return { kind: 'fallback', reason: 'refused' };
-    }
-    if (r.kind === 'old') return { kind: 'old' };
-    if (r.kind !== 'applied') {
-      this.save();
-      return { kind: 'fallback', reason: r.kind === 'resync' ? r.reason : 'removed' };
-    }
-    const ch = parseChannelId(channelText);
-    const cur = currentOf(ch);
-    const keys: TreeTrafficKey[] = [];
-    for (const e of st.heldEpochs().reverse()) {
-      if (e <= cur) continue;
-      const key = st.trafficKey(e);
-      if (key) keys.push({ channel: ch, epoch: e, key });
-    }
-    // The keyring owns the copies and their grace now; wipe ours.
-    st.forgetBefore(st.epoch);
-    this.save();
-    return { kind: 'applied', keys };
   }
 
   /** Wipes every state and removes the file (node removed). */

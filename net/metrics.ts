@@ -173,15 +173,6 @@ export function agentMetrics(agent: MonitoredAgent, monitor: PacketMonitor): Age
       if (typeof v === 'number') set({}, v);
     });
   }
-  counter(
-    'supernet_agent_rekeys_total',
-    'Key-tree epochs installed, by source (push: SSE rekey event; config; resync: config with welcomes), and pushed messages already held (push_old) or sent to the config path (push_fallback)',
-    ['source'],
-    (set) => {
-      const r = (agent.status() as { rekeys?: Record<string, number> }).rekeys ?? {};
-      for (const [source, v] of Object.entries(r)) if (typeof v === 'number') set({ source }, v);
-    },
-  );
   gauge('supernet_agent_monitor_feeds', 'Open `supernet monitor` packet feeds', [], (set) =>
     set({}, monitor.listeners),
   );
