@@ -90,7 +90,14 @@ const targets: Target[] = [
       await control(await resolveState(join(dir, 'back')), { op: 'drop-caches' });
     },
     teardown: async (mnt) => {
-      await execp(process.execPath, [CLI, 'fs', 'unmount', mnt], { env: env(resolve(mnt, '..')) });
+      // A daemon that died mid-run leaves a dead mount the CLI cannot unmount:
+      // detach it, or the bench's temporary folder cannot be removed.
+      await execp(process.execPath, [CLI, 'fs', 'unmount', mnt], {
+        env: env(resolve(mnt, '..')),
+      }).catch(async (e: unknown) => {
+        await execp('fusermount', ['-uz', mnt]).catch(() => undefined);
+        throw e;
+      });
     },
   },
   {
