@@ -7,7 +7,8 @@
         "net/native/io.c",
         "net/native/tun.c",
         "net/native/udp.c",
-        "net/native/segment.c"
+        "net/native/segment.c",
+        "net/native/aead.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "cflags!": ["-O3"],

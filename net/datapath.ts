@@ -13,12 +13,11 @@
  */
 import type { PacketBatch, TunDevice } from './tun.js';
 import type { DatagramBatch, DatagramBind } from './bind.js';
-import { ChannelKeyring, openPacket } from './keyring.js';
+import { ChannelKeyring } from './keyring.js';
 import { ReplayWindow } from './replay.js';
 import { isGroupAddress, isIpv4, ipv4Dst, ipv4Src, type Ipv4Prefix } from './ipv4.js';
 import {
   DROP_REASONS,
-  NONCE_LEN,
   SNSL_OVERHEAD,
   checkHeader,
   readChannel,
@@ -140,7 +139,6 @@ export class Datapath {
   tap: PacketTap | null = null;
   private readonly sealBuf = Buffer.alloc(MAX_DATAGRAM + SNSL_OVERHEAD);
   private readonly openBuf = Buffer.alloc(MAX_DATAGRAM);
-  private readonly nonce = Buffer.alloc(NONCE_LEN);
 
   constructor(
     private readonly bind: DatagramBind,
@@ -246,7 +244,7 @@ export class Datapath {
         this.drop('stale_epoch');
         continue;
       }
-      const plainLen = openPacket(st.subkey, buf, off, len, this.openBuf, 0, this.nonce);
+      const plainLen = st.cipher.open(buf, off, len, this.openBuf, 0);
       if (plainLen < 0) {
         this.drop('bad_tag');
         continue;

@@ -10,21 +10,12 @@
  * that grows with every start of the agent (net/session.ts), so a restart
  * never reuses a nonce either.
  */
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
+import { createPacketCipher, type PacketCipher } from './packet-aead.js';
 import { ReplayWindow } from './replay.js';
-import {
-  HEADER_LEN,
-  NONCE_LEN,
-  OFF_SEQ,
-  OFF_SESSION,
-  SEQ_LIMIT,
-  TAG_LEN,
-  writeHeader,
-  type HeaderFields,
-} from './wire.js';
+import { HEADER_LEN, OFF_SEQ, SEQ_LIMIT, SNSL_OVERHEAD, writeHeader } from './wire.js';
 
 export const TRAFFIC_KEY_LEN = 32;
-const CIPHER = 'aes-256-gcm';
 const SUBKEY_INFO = 'supernet snsl v1 sender';
 
 /** Derives a sender's subkey of an epoch's traffic key. */
@@ -49,21 +40,28 @@ export function senderSubkey(
 /**
  * Seals with one sender subkey. It owns its sequence counter and refuses to
  * go past {@link SEQ_LIMIT}: the caller must then switch to a new epoch.
+ * The AEAD runs in a {@link PacketCipher} keyed once (net/packet-aead.ts).
  */
 export class Sealer {
   private seq = 0;
-  private readonly nonce = Buffer.alloc(NONCE_LEN);
-  private readonly fields: HeaderFields;
+  /** Header bytes 0..OFF_SEQ, fixed for the sealer's life; only the sequence number changes. */
+  private readonly prefix = Buffer.alloc(OFF_SEQ);
+  private readonly cipher: PacketCipher;
 
+  /** Takes ownership of `subkey`: it is wiped once the cipher holds the key. */
   constructor(
-    private readonly subkey: Buffer,
-    private readonly supernet: Uint8Array,
+    subkey: Buffer,
+    supernet: Uint8Array,
     channel: number,
     epoch: number,
     sender: number,
     session: number,
   ) {
-    this.fields = { channel, epoch, sender, session, seq: 0 };
+    this.cipher = createPacketCipher(subkey);
+    subkey.fill(0);
+    const head = Buffer.alloc(HEADER_LEN);
+    writeHeader(head, 0, supernet, { channel, epoch, sender, session, seq: 0 });
+    head.copy(this.prefix, 0, 0, OFF_SEQ);
   }
 
   get exhausted(): boolean {
@@ -72,31 +70,32 @@ export class Sealer {
 
   /**
    * Writes header ‖ ciphertext ‖ tag of `inner[off..off+len)` into `out` at
-   * `outOff` and returns the packet length. `out` needs len + SNSL_OVERHEAD bytes.
+   * `outOff` and returns the packet length. `out` needs len + SNSL_OVERHEAD
+   * bytes there; `inner` must not overlap that region except as exactly its
+   * ciphertext part (`outOff + HEADER_LEN`, sealing in place).
    */
   seal(inner: Buffer, off: number, len: number, out: Buffer, outOff: number): number {
     if (this.seq >= SEQ_LIMIT) throw new Error('sender sequence space exhausted; rekey required');
-    this.fields.seq = ++this.seq;
-    writeHeader(out, outOff, this.supernet, this.fields);
-    out.copy(this.nonce, 0, outOff + OFF_SESSION, outOff + OFF_SEQ + 8);
-    const c = createCipheriv(CIPHER, this.subkey, this.nonce, { authTagLength: TAG_LEN });
-    c.setAAD(out.subarray(outOff, outOff + HEADER_LEN));
-    const body = c.update(inner.subarray(off, off + len));
-    body.copy(out, outOff + HEADER_LEN);
-    c.final();
-    c.getAuthTag().copy(out, outOff + HEADER_LEN + len);
-    return HEADER_LEN + len + TAG_LEN;
+    const seq = ++this.seq;
+    out.set(this.prefix, outOff);
+    out.writeUInt32BE(Math.floor(seq / 2 ** 32), outOff + OFF_SEQ);
+    out.writeUInt32BE(seq >>> 0, outOff + OFF_SEQ + 4);
+    return this.cipher.seal(inner, off, len, out, outOff);
   }
 
+  /** Forgets the key; seal() throws afterwards. */
   wipe(): void {
-    this.subkey.fill(0);
+    this.cipher.wipe();
+    this.seq = SEQ_LIMIT;
   }
 }
 
 /**
- * Authenticates and decrypts one packet with a sender subkey. Returns the
- * plaintext length written to `out` at `outOff`, or -1 if the tag does not
- * verify (nothing is written to `out` then).
+ * One-shot: authenticates and decrypts one packet with a sender subkey
+ * (tests and tools; the packet path keeps a {@link PacketCipher} per sender
+ * instead). Returns the plaintext length written to `out` at `outOff`, or -1
+ * if the tag does not verify; nothing is written to `out` then. `_nonce` is
+ * unused and kept for callers of the earlier signature.
  */
 export function openPacket(
   subkey: Buffer,
@@ -105,30 +104,24 @@ export function openPacket(
   len: number,
   out: Buffer,
   outOff: number,
-  nonce: Buffer,
+  _nonce?: Buffer,
 ): number {
-  const ctLen = len - HEADER_LEN - TAG_LEN;
-  if (ctLen < 0) return -1;
-  pkt.copy(nonce, 0, off + OFF_SESSION, off + OFF_SEQ + 8);
-  const d = createDecipheriv(CIPHER, subkey, nonce, { authTagLength: TAG_LEN });
-  d.setAAD(pkt.subarray(off, off + HEADER_LEN));
-  d.setAuthTag(pkt.subarray(off + HEADER_LEN + ctLen, off + len));
-  // node:crypto's GCM only reveals the verdict in final(); the plaintext goes
-  // to a scratch buffer first and reaches `out` only after the tag verified.
-  const plain = d.update(pkt.subarray(off + HEADER_LEN, off + HEADER_LEN + ctLen));
+  const c = createPacketCipher(subkey);
+  const scratch = Buffer.alloc(Math.max(0, len - SNSL_OVERHEAD));
   try {
-    d.final();
-  } catch {
-    plain.fill(0);
-    return -1;
+    const n = c.open(pkt, off, len, scratch, 0);
+    if (n >= 0) scratch.copy(out, outOff, 0, n);
+    return n;
+  } finally {
+    c.wipe();
+    scratch.fill(0);
   }
-  plain.copy(out, outOff);
-  return ctLen;
 }
 
 /** Receive state for one sender in one epoch: its subkey and its replay window. */
 export interface SenderState {
-  subkey: Buffer;
+  /** The sender's subkey, keyed into a cipher once (the key bytes themselves are not kept). */
+  cipher: PacketCipher;
   session: number;
   window: ReplayWindow;
 }
@@ -207,7 +200,7 @@ export class ChannelKeyring {
     for (const [e, k] of this.epochs) {
       if (e !== this.current && k.acceptUntil <= now) {
         k.key.fill(0);
-        for (const s of k.senders.values()) s.subkey.fill(0);
+        for (const s of k.senders.values()) s.cipher.wipe();
         this.epochs.delete(e);
         n++;
       }
@@ -239,11 +232,13 @@ export class ChannelKeyring {
     if (!ek || ek.acceptUntil <= now) return null;
     let st = ek.senders.get(sender);
     if (!st) {
+      const subkey = senderSubkey(ek.key, this.supernet, this.channel, epoch, sender);
       st = {
-        subkey: senderSubkey(ek.key, this.supernet, this.channel, epoch, sender),
+        cipher: createPacketCipher(subkey),
         session: 0,
         window: new ReplayWindow(),
       };
+      subkey.fill(0);
       ek.senders.set(sender, st);
     }
     return st;
@@ -253,7 +248,7 @@ export class ChannelKeyring {
   destroy(): void {
     for (const k of this.epochs.values()) {
       k.key.fill(0);
-      for (const s of k.senders.values()) s.subkey.fill(0);
+      for (const s of k.senders.values()) s.cipher.wipe();
     }
     this.epochs.clear();
     for (const s of this.sealers.values()) s.wipe();

@@ -17,7 +17,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  if (!sn_tun_init(env, exports) || !sn_udp_init(env, exports) || sn_export(env, exports, "close", js_close) < 0)
+  if (!sn_tun_init(env, exports) || !sn_udp_init(env, exports) || !sn_aead_init(env, exports) || sn_export(env, exports, "close", js_close) < 0)
     return NULL;
   return exports;
 }

@@ -135,6 +135,31 @@ export interface NativeAddon {
   udpSend(h: NativeHandle, count: number): number;
   /** Stops polling and closes the fd (idempotent). */
   close(h: NativeHandle): void;
+  /**
+   * Packet AEAD (aead.c): a handle holding AES-256-GCM seal and open contexts
+   * keyed once with a 32-byte sender subkey. Freed by aeadWipe or the GC.
+   */
+  aeadCreate(subkey: Uint8Array): NativeHandle;
+  /** Seals `inner[off..off+len)` behind the header already at `out[outOff..+36)`; returns the packet length. */
+  aeadSeal(
+    h: NativeHandle,
+    inner: Uint8Array,
+    off: number,
+    len: number,
+    out: Uint8Array,
+    outOff: number,
+  ): number;
+  /** Opens `pkt[off..off+len)` into `out[outOff..)`; plaintext length, or -1 (output wiped). */
+  aeadOpen(
+    h: NativeHandle,
+    pkt: Uint8Array,
+    off: number,
+    len: number,
+    out: Uint8Array,
+    outOff: number,
+  ): number;
+  /** Frees the contexts and their key schedule now; later seal/open throw. Idempotent. */
+  aeadWipe(h: NativeHandle): void;
   /** Test hook: completes/segments one virtio-net-hdr packet exactly as the TUN reader does. */
   segmentForTest(
     vnetPacket: Uint8Array,

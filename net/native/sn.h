@@ -72,6 +72,7 @@ void sn_io_fail(sn_io *io, const char *what, int err); /* stops I/O, calls cb_er
 /* Module parts. */
 napi_value sn_tun_init(napi_env env, napi_value exports);
 napi_value sn_udp_init(napi_env env, napi_value exports);
+napi_value sn_aead_init(napi_env env, napi_value exports);
 int sn_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 
 #endif
