@@ -5,8 +5,9 @@
  * the socket in the project's addon and moves datagrams in batches:
  * recvmmsg() fills a preallocated arena with up to {@link BIND_RECV_BATCH}
  * datagrams per wake-up and makes one JS call; send() only copies a datagram
- * into a send arena, and flush() hands the whole queue to the kernel with
- * sendmmsg(). Measured ~35–45% faster than node:dgram on this machine.
+ * into a send arena (or the caller writes it there itself: reserve() +
+ * commit(), which the packet path uses to seal straight into the queue), and
+ * flush() hands the whole queue to the kernel with sendmmsg(). Measured ~35–45% faster than node:dgram on this machine.
  *
  * Options (docs/native.md): `gso` groups runs of equal-sized datagrams to the
  * same peer into one UDP_SEGMENT message (the kernel splits it, late and
@@ -89,6 +90,24 @@ export interface DatagramBind {
    * Throws RangeError on a bad range, length over {@link UDP_MAX_PAYLOAD} or bad port.
    */
   send(buf: Uint8Array, off: number, len: number, addr: number, port: number): void;
+  /**
+   * Zero-copy send, step 1 (the packet path seals straight into the send
+   * queue, net/datapath.ts): reserves room for one datagram of up to `maxLen`
+   * bytes and returns its offset in {@link sendArena}, or -1 if the queue is
+   * full while the socket is blocked (the datagram is then dropped: counted
+   * in `txDropped`). Write the datagram there, then {@link commit} it; a
+   * reserve() without commit abandons the slot. Throws RangeError if
+   * `maxLen` exceeds {@link UDP_MAX_PAYLOAD}.
+   */
+  reserve(maxLen: number): number;
+  /**
+   * Zero-copy send, step 2: queues the `len` bytes written at the offset the
+   * last reserve() returned (len ≤ its maxLen). Throws RangeError on a bad
+   * length, address or port.
+   */
+  commit(len: number, addr: number, port: number): void;
+  /** The buffer reserve() offsets point into; the same object for the bind's life. */
+  readonly sendArena: Buffer;
   /** Hands every queued datagram to the kernel (one sendmmsg per ≤1024). */
   flush(): void;
   /** Live counters. */
@@ -172,6 +191,22 @@ function checkSend(buf: Uint8Array, off: number, len: number, addr: number, port
   }
 }
 
+function checkReserve(maxLen: number): void {
+  if (!(maxLen >= 0 && maxLen <= UDP_MAX_PAYLOAD))
+    throw new RangeError(`bind.reserve: maxLen must be 0..${UDP_MAX_PAYLOAD}, got ${maxLen}`);
+}
+
+function checkCommit(len: number, reserved: number, addr: number, port: number): void {
+  if (
+    !(len >= 0 && len <= reserved) ||
+    !(port > 0 && port <= 65535) ||
+    !(addr >= 0 && addr <= 0xffffffff)
+  )
+    throw new RangeError(
+      `bind.commit: bad datagram (len ${len} of ${reserved} reserved, addr ${addr}, port ${port})`,
+    );
+}
+
 function statsView(stats: Float64Array): BindStats {
   const view = {};
   for (const [key, idx] of Object.entries(UDP_STAT)) {
@@ -187,7 +222,7 @@ class NativeBind implements DatagramBind {
   readonly gro: boolean;
   private readonly counters = new Float64Array(UDP_STAT_COUNT);
   private readonly batch: DatagramBatch;
-  private readonly sendArena = Buffer.allocUnsafeSlow(SEND_ARENA);
+  readonly sendArena = Buffer.allocUnsafeSlow(SEND_ARENA);
   private readonly sendOffsets = new Uint32Array(BIND_SEND_QUEUE);
   private readonly sendLengths = new Uint32Array(BIND_SEND_QUEUE);
   private readonly sendAddrs = new Uint32Array(BIND_SEND_QUEUE);
@@ -195,6 +230,8 @@ class NativeBind implements DatagramBind {
   private readonly handle: NativeHandle;
   private queued = 0;
   private pos = 0;
+  /** maxLen of the open reserve() (-1: none). */
+  private reserved = -1;
   private handler: ((b: DatagramBatch) => void) | undefined;
   private started = false;
   private closed = false;
@@ -253,25 +290,42 @@ class NativeBind implements DatagramBind {
 
   send(buf: Uint8Array, off: number, len: number, addr: number, port: number): void {
     checkSend(buf, off, len, addr, port);
-    if (this.queued === BIND_SEND_QUEUE || this.pos + len > SEND_ARENA) {
+    const at = this.reserve(len);
+    if (at < 0) return;
+    this.sendArena.set(off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), at);
+    this.commit(len, addr, port);
+  }
+
+  reserve(maxLen: number): number {
+    checkReserve(maxLen);
+    this.reserved = -1;
+    if (this.queued === BIND_SEND_QUEUE || this.pos + maxLen > SEND_ARENA) {
       this.flush();
-      if (this.queued === BIND_SEND_QUEUE || this.pos + len > SEND_ARENA) {
+      if (this.queued === BIND_SEND_QUEUE || this.pos + maxLen > SEND_ARENA) {
         this.counters[UDP_STAT.txDropped]!++;
-        return;
+        return -1;
       }
     }
+    this.reserved = maxLen;
+    return this.pos;
+  }
+
+  commit(len: number, addr: number, port: number): void {
+    checkCommit(len, this.reserved, addr, port);
+    this.reserved = -1;
     const i = this.queued++;
     const pos = this.pos;
     this.sendOffsets[i] = pos;
     this.sendLengths[i] = len;
     this.sendAddrs[i] = addr;
     this.sendPorts[i] = port;
-    this.sendArena.set(off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), pos);
     // 8-byte alignment keeps the kernel's copies word-aligned.
     this.pos = pos + ((len + 7) & ~7);
   }
 
   flush(): void {
+    // A flush may move queued bytes, so an open reservation is void (commit() then throws).
+    this.reserved = -1;
     const queued = this.queued;
     if (queued === 0 || this.closed) return;
     const done = this.addon.udpSend(this.handle, queued);
@@ -302,6 +356,7 @@ class NativeBind implements DatagramBind {
     if (this.closed) return;
     this.closed = true;
     this.queued = 0;
+    this.reserved = -1;
     this.addon.close(this.handle);
   }
 
@@ -338,6 +393,9 @@ class DgramBind implements DatagramBind {
     ports: new Uint16Array(1),
   };
   private readonly queue: { data: Buffer; addr: number; port: number }[] = [];
+  /** reserve() hands out this scratch; commit() copies from it (dgram keeps buffers until sent). */
+  readonly sendArena = Buffer.alloc(UDP_MAX_PAYLOAD);
+  private reserved = -1;
   private handler: ((b: DatagramBatch) => void) | undefined;
   private closed = false;
 
@@ -360,6 +418,18 @@ class DgramBind implements DatagramBind {
     if (this.queue.length >= BIND_SEND_QUEUE) this.flush();
     // dgram may keep the buffer until the send completes, so it gets its own copy.
     this.queue.push({ data: Buffer.from(buf.subarray(off, off + len)), addr, port });
+  }
+
+  reserve(maxLen: number): number {
+    checkReserve(maxLen);
+    this.reserved = maxLen;
+    return 0;
+  }
+
+  commit(len: number, addr: number, port: number): void {
+    checkCommit(len, this.reserved, addr, port);
+    this.reserved = -1;
+    this.send(this.sendArena, 0, len, addr, port);
   }
 
   flush(): void {

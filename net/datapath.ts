@@ -16,8 +16,11 @@ import type { DatagramBatch, DatagramBind } from './bind.js';
 import { ChannelKeyring } from './keyring.js';
 import { ReplayWindow } from './replay.js';
 import { isGroupAddress, isIpv4, ipv4Dst, ipv4Src, type Ipv4Prefix } from './ipv4.js';
+import { SUPERNET_ID_LEN } from '../admin/ids.js';
 import {
   DROP_REASONS,
+  HEADER_LEN,
+  OFF_SUPERNET,
   SNSL_OVERHEAD,
   checkHeader,
   readChannel,
@@ -28,6 +31,13 @@ import {
   supernetKey,
   type DropReason,
 } from './wire.js';
+
+/** Whether the packet at `off` names the Supernet `id` (10 bytes; a JS loop beats a native compare here). */
+function sameSupernet(id: Uint8Array, buf: Buffer, off: number): boolean {
+  const o = off + OFF_SUPERNET;
+  for (let k = 0; k < SUPERNET_ID_LEN; k++) if (id[k] !== buf[o + k]) return false;
+  return true;
+}
 
 /** A remote node as the packet path sees it. */
 export interface Peer {
@@ -64,25 +74,29 @@ export interface LocalService {
   handle(buf: Buffer, off: number, len: number): boolean;
 }
 
-/** A per-node arena of packets waiting for one TUN writeMany() (offload mode merges TCP runs there). */
+/**
+ * Packets for one node waiting for one TUN writeMany() (offload mode merges
+ * TCP runs there). Packets are opened in place in the underlay batch's
+ * arena, so the stage only records where they are: `buf` is that arena, and
+ * the stage is written out before the batch handler returns (the arena is
+ * reused by the next receive).
+ */
 export interface Stage {
   buf: Buffer;
   offsets: Uint32Array;
   lengths: Uint32Array;
   count: number;
-  used: number;
 }
 
 const STAGE_PACKETS = 256;
-const STAGE_BYTES = STAGE_PACKETS * 2048;
+const NO_BUFFER = Buffer.alloc(0);
 
 export function newStage(): Stage {
   return {
-    buf: Buffer.alloc(STAGE_BYTES),
+    buf: NO_BUFFER,
     offsets: new Uint32Array(STAGE_PACKETS),
     lengths: new Uint32Array(STAGE_PACKETS),
     count: 0,
-    used: 0,
   };
 }
 
@@ -103,8 +117,6 @@ export interface SupernetTable {
 }
 
 export type Counters = Record<DropReason, number>;
-
-const MAX_DATAGRAM = 65535;
 
 /** Direction of a tapped packet: received (opened after arrival) or sent (before sealing). */
 export const TAP_RX = 1;
@@ -130,15 +142,34 @@ export type BehindHandler = (supernetKey: string, channel: number, epoch: number
 /** Called when an authenticated packet arrives from an endpoint other than the recorded one (roaming). */
 export type RoamHandler = (node: LocalNode, peer: Peer) => void;
 
+/** The Supernet table map; tells its owner of every change (so a cached lookup is never stale). */
+class SupernetMap extends Map<string, SupernetTable> {
+  onChange: (() => void) | undefined;
+  override set(key: string, table: SupernetTable): this {
+    super.set(key, table);
+    this.onChange?.();
+    return this;
+  }
+  override delete(key: string): boolean {
+    const had = super.delete(key);
+    this.onChange?.();
+    return had;
+  }
+  override clear(): void {
+    super.clear();
+    this.onChange?.();
+  }
+}
+
 export class Datapath {
-  readonly supernets = new Map<string, SupernetTable>();
+  readonly supernets: Map<string, SupernetTable> = new SupernetMap();
   readonly drops: Counters = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Counters;
   /** Packets read from TUNs that were not IPv4 (e.g. stray IPv6) — dropped. */
   txNotIpv4 = 0;
   /** The monitor's tap (net/monitor.ts), or null. */
   tap: PacketTap | null = null;
-  private readonly sealBuf = Buffer.alloc(MAX_DATAGRAM + SNSL_OVERHEAD);
-  private readonly openBuf = Buffer.alloc(MAX_DATAGRAM);
+  /** The Supernet of the previous underlay packet (most batches are all one); reset on any change of `supernets`. */
+  private lastTable: SupernetTable | null = null;
 
   constructor(
     private readonly bind: DatagramBind,
@@ -146,6 +177,9 @@ export class Datapath {
     private readonly onBehind: BehindHandler,
     private readonly onRoam: RoamHandler,
   ) {
+    (this.supernets as SupernetMap).onChange = () => {
+      this.lastTable = null;
+    };
     bind.onDatagrams((b) => this.fromUnderlay(b));
   }
 
@@ -201,8 +235,12 @@ export class Datapath {
       return;
     }
     if (this.tap !== null) this.tap(TAP_TX, node, peer.sendChannel, ring.current, buf, off, len);
-    const n = sealer.seal(buf, off, len, this.sealBuf, 0);
-    this.bind.send(this.sealBuf, 0, n, peer.addr, peer.port);
+    // Seal straight into the bind's send queue: the encryption is the only copy.
+    const bind = this.bind;
+    const at = bind.reserve(len + SNSL_OVERHEAD);
+    if (at < 0) return; // queue full while the socket is blocked: counted by the bind (txDropped)
+    const n = sealer.seal(buf, off, len, bind.sendArena, at);
+    bind.commit(n, peer.addr, peer.port);
     node.counters.txPackets++;
     node.counters.txBytes += len;
     ring.traffic.txPackets++;
@@ -224,11 +262,14 @@ export class Datapath {
         this.drop(bad);
         continue;
       }
-      const sk = supernetKey(buf, off);
-      const table = this.supernets.get(sk);
-      if (!table) {
-        this.drop('unknown_supernet');
-        continue;
+      let table = this.lastTable;
+      if (table === null || !sameSupernet(table.idBytes, buf, off)) {
+        table = this.supernets.get(supernetKey(buf, off)) ?? null;
+        if (table === null) {
+          this.drop('unknown_supernet');
+          continue;
+        }
+        this.lastTable = table;
       }
       const channel = readChannel(buf, off);
       const ring = table.keyrings.get(channel);
@@ -240,11 +281,15 @@ export class Datapath {
       const sender = readSender(buf, off);
       const st = ring.receiverFor(epoch, sender, now);
       if (!st) {
-        if (epoch > ring.current) this.onBehind(sk, channel, epoch);
+        if (epoch > ring.current) this.onBehind(supernetKey(buf, off), channel, epoch);
         this.drop('stale_epoch');
         continue;
       }
-      const plainLen = st.cipher.open(buf, off, len, this.openBuf, 0);
+      // Opened in place: the plaintext replaces the ciphertext in the batch's
+      // arena and is staged for its TUN from there (no copy). The tag is
+      // checked before anything reads it; on failure the region is wiped.
+      const at = off + HEADER_LEN;
+      const plainLen = st.cipher.open(buf, off, len, buf, at);
       if (plainLen < 0) {
         this.drop('bad_tag');
         continue;
@@ -263,26 +308,25 @@ export class Datapath {
         this.drop('replay');
         continue;
       }
-      const inner = this.openBuf;
-      if (!isIpv4(inner, 0, plainLen)) {
+      if (!isIpv4(buf, at, plainLen)) {
         this.drop('malformed');
         continue;
       }
-      if (ipv4Src(inner, 0) !== sender) {
+      if (ipv4Src(buf, at) !== sender) {
         this.drop('spoofed_source');
         continue;
       }
-      const dst = ipv4Dst(inner, 0);
+      const dst = ipv4Dst(buf, at);
       const addr = b.addrs[i]!;
       const port = b.ports[i]!;
       const dstNode = table.nodes.get(dst);
       let any = false;
       if (dstNode) {
-        any = this.deliver(dstNode, channel, epoch, sender, inner, plainLen, addr, port);
+        any = this.deliver(dstNode, channel, epoch, sender, buf, at, plainLen, addr, port);
       } else {
         for (const n of table.nodes.values()) {
           if (isGroupAddress(dst, n.pool) && n.vip !== sender) {
-            any = this.deliver(n, channel, epoch, sender, inner, plainLen, addr, port) || any;
+            any = this.deliver(n, channel, epoch, sender, buf, at, plainLen, addr, port) || any;
           }
         }
         if (!any) this.drop('no_route');
@@ -307,7 +351,7 @@ export class Datapath {
       node.counters.rxPackets -= st.count - ok;
     }
     st.count = 0;
-    st.used = 0;
+    st.buf = NO_BUFFER;
   }
 
   private deliver(
@@ -315,7 +359,8 @@ export class Datapath {
     channel: number,
     epoch: number,
     sender: number,
-    inner: Buffer,
+    buf: Buffer,
+    at: number,
     len: number,
     addr: number,
     port: number,
@@ -333,14 +378,15 @@ export class Datapath {
       this.onRoam(node, peer);
     }
     const st = node.stage;
-    if (st.count === STAGE_PACKETS || st.used + len > st.buf.length) this.flushStage(node);
-    if (st.count === 0) this.staged.push(node);
-    inner.copy(st.buf, st.used, 0, len);
-    if (this.tap !== null) this.tap(TAP_RX, node, channel, epoch, inner, 0, len);
-    st.offsets[st.count] = st.used;
+    if (st.count === STAGE_PACKETS || (st.count > 0 && st.buf !== buf)) this.flushStage(node);
+    if (st.count === 0) {
+      if (!this.staged.includes(node)) this.staged.push(node);
+      st.buf = buf;
+    }
+    if (this.tap !== null) this.tap(TAP_RX, node, channel, epoch, buf, at, len);
+    st.offsets[st.count] = at;
     st.lengths[st.count] = len;
     st.count++;
-    st.used += len;
     node.counters.rxPackets++;
     node.counters.rxBytes += len;
     return true;

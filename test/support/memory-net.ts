@@ -296,6 +296,9 @@ export class MemoryBind implements DatagramBind {
     addrs: new Uint32Array(MAX_BATCH),
     ports: new Uint16Array(MAX_BATCH),
   };
+  /** reserve() hands out this scratch; commit() copies from it like send(). */
+  readonly sendArena = Buffer.alloc(65507);
+  private reserved = -1;
   private handler: ((b: DatagramBatch) => void) | undefined;
   private closed = false;
 
@@ -329,7 +332,24 @@ export class MemoryBind implements DatagramBind {
     if (this.queue.length >= 1024) this.flush();
   }
 
+  reserve(maxLen: number): number {
+    if (!(maxLen >= 0 && maxLen <= 65507))
+      throw new RangeError(`bind.reserve: maxLen must be 0..65507, got ${maxLen}`);
+    this.reserved = maxLen;
+    // Scribble over the scratch: a caller that commits bytes it did not write sends garbage here too.
+    this.sendArena.fill(0xdd, 0, maxLen);
+    return 0;
+  }
+
+  commit(len: number, addr: number, port: number): void {
+    if (!(len >= 0 && len <= this.reserved))
+      throw new RangeError(`bind.commit: len ${len} of ${this.reserved} reserved`);
+    this.reserved = -1;
+    this.send(this.sendArena, 0, len, addr, port);
+  }
+
   flush(): void {
+    this.reserved = -1;
     for (const d of this.queue.splice(0)) {
       this.stats.txDatagrams++;
       this.stats.txBytes += d.data.length;
