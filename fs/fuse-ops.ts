@@ -7,7 +7,11 @@
  * Operations that would do nothing here (flush, opendir, releasedir) are
  * left out on purpose: libfuse then answers them itself (and the kernel
  * stops sending FLUSH), which saves a round trip through the event loop per
- * close and per directory listing (docs/storage.md, "Speed").
+ * close and per directory listing (docs/storage.md, "Speed"). For the same
+ * reason create, mkdir, chmod, chown, utimens and (f)truncate hand back the
+ * attributes they produced: libfuse asks (f)getattr right after each of
+ * them, and the patched fuse-native answers that from those attributes
+ * instead of calling in here again (fs/patches, "attribute carry").
  */
 import type { Volume } from './volume.js';
 import { FsErrno, IntegrityError } from './errors.js';
@@ -62,7 +66,10 @@ export function fuseOps(
     open: (path: string, _flags: number, cb: AnyCb) => run('open', cb, () => v.open(path)),
     create: (path: string, mode: number, cb: AnyCb) => {
       const c = caller();
-      run('create', cb, () => v.create(path, mode, c.uid, c.gid));
+      v.create(path, mode, c.uid, c.gid).then(
+        (fh) => cb(0, fh, v.handleStat(fh)),
+        (e) => cb(fail('create', e)),
+      );
     },
     mknod: (path: string, mode: number, dev: number, cb: AnyCb) => {
       const c = caller();

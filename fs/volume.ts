@@ -1393,6 +1393,15 @@ export class Volume {
     return this.lock.read(async () => this.stat(this.handle(fh)));
   }
 
+  /**
+   * The attributes of an open file now, without waiting for the lock: only
+   * for the instant after an operation on it resolved (the FUSE layer hands
+   * them to the kernel with that operation's answer, fs/fuse-ops.ts).
+   */
+  handleStat(fh: number): Stat {
+    return this.stat(this.handle(fh));
+  }
+
   readdir(path: string): Promise<string[]> {
     return this.lock.read(async () => [...(await this.dirOf(await this.resolve(path))).keys()]);
   }
@@ -1437,15 +1446,17 @@ export class Volume {
     });
   }
 
-  mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
+  /** Creates a directory; resolves to its attributes. */
+  mkdir(path: string, mode: number, uid: number, gid: number): Promise<Stat> {
     return this.lock.write(async () => {
-      await this.addEntry(path, async () => {
+      const n = await this.addEntry(path, async () => {
         const n = await this.allocInode(S_IFDIR | (mode & 0o7777), uid, gid);
         n.rec.nlink = 2;
         n.dir = new Map();
         n.dirDirty = true;
         return n;
       });
+      return this.stat(n);
     });
   }
 
@@ -1510,19 +1521,23 @@ export class Volume {
     });
   }
 
-  truncate(path: string, size: number): Promise<void> {
+  /** Sets a file's size; resolves to the attributes after the change. */
+  truncate(path: string, size: number): Promise<Stat> {
     return this.lock.write(async () => {
       const n = await this.resolve(path);
       if (n.isDir) throw new FsErrno('EISDIR');
       await this.truncateData(n, size);
+      return this.stat(n);
     });
   }
 
-  ftruncate(fh: number, size: number): Promise<void> {
+  /** Sets an open file's size; resolves to the attributes after the change. */
+  ftruncate(fh: number, size: number): Promise<Stat> {
     return this.lock.write(async () => {
       const n = this.handle(fh);
       if (n.isDir) throw new FsErrno('EISDIR');
       await this.truncateData(n, size);
+      return this.stat(n);
     });
   }
 
@@ -1615,31 +1630,36 @@ export class Volume {
     throw new FsErrno('EIO', `no parent of inode ${n.rec.ino}`);
   }
 
-  chmod(path: string, mode: number): Promise<void> {
+  /** Changes permission bits; resolves to the attributes after the change. */
+  chmod(path: string, mode: number): Promise<Stat> {
     return this.lock.write(async () => {
       const n = await this.resolve(path);
       n.rec.mode = (n.rec.mode & S_IFMT) | (mode & 0o7777);
       this.touch(n, 'c');
+      return this.stat(n);
     });
   }
 
-  chown(path: string, uid: number, gid: number): Promise<void> {
+  /** Changes owner and group; resolves to the attributes after the change. */
+  chown(path: string, uid: number, gid: number): Promise<Stat> {
     return this.lock.write(async () => {
       const n = await this.resolve(path);
       // -1 (as u32) leaves a field unchanged, as chown(2) does.
       if (uid !== 0xffffffff && uid !== -1) n.rec.uid = uid;
       if (gid !== 0xffffffff && gid !== -1) n.rec.gid = gid;
       this.touch(n, 'c');
+      return this.stat(n);
     });
   }
 
-  /** Sets times in ms; null leaves one unchanged (UTIME_OMIT). */
-  utimens(path: string, atime: number | null, mtime: number | null): Promise<void> {
+  /** Sets times in ms; null leaves one unchanged (UTIME_OMIT). Resolves to the attributes after. */
+  utimens(path: string, atime: number | null, mtime: number | null): Promise<Stat> {
     return this.lock.write(async () => {
       const n = await this.resolve(path);
       if (atime !== null) n.rec.atime = atime;
       if (mtime !== null) n.rec.mtime = mtime;
       this.touch(n, 'c');
+      return this.stat(n);
     });
   }
 

@@ -20,6 +20,12 @@ const writes: number[] = [];
 const utimes: Array<[number | null, number | null]> = [];
 const fgetattrFds: number[] = [];
 const callers: Array<{ pid: number; uid: number; gid: number }> = [];
+/** JS getattr/fgetattr calls per path (attribute carry test). */
+const asked = new Map<string, number>();
+// Times the carry test tells apart: what getattr says vs what a change hands back.
+const GETATTR_MTIME = new Date(1_000_000_000);
+const CARRIED_MTIME = new Date(1_777_000_000);
+let carryMode = 0o100600;
 let data = Buffer.alloc(0);
 const FH = 42;
 
@@ -41,6 +47,10 @@ beforeAll(async () => {
   await execp('chmod', ['755', dir]);
   const ops = {
     getattr: (path: string, cb: (e: number, s?: unknown) => void) => {
+      asked.set(path, (asked.get(path) ?? 0) + 1);
+      if (path === '/c' || path === '/nc') {
+        return cb(0, { ...st(carryMode, 7), mtime: GETATTR_MTIME });
+      }
       if (path === '/probe') {
         const c = fuse.context();
         if (c) callers.push(c);
@@ -92,6 +102,12 @@ beforeAll(async () => {
       data.copy(buf, 0, pos, pos + n);
       cb(n);
     },
+    // Hands back attributes for /c only: /nc shows the unpatched behaviour.
+    chmod: (path: string, mode: number, cb: (e: number, s?: unknown) => void) => {
+      carryMode = 0o100000 | mode;
+      if (path === '/c') return cb(0, { ...st(carryMode, 7), mtime: CARRIED_MTIME });
+      cb(0);
+    },
     utimens: (_p: string, atime: number | null, mtime: number | null, cb: (e: number) => void) => {
       utimes.push([atime, mtime]);
       cb(0);
@@ -103,6 +119,10 @@ beforeAll(async () => {
     allowOther: true,
     autoUnmount: true,
     timeout: 0,
+    // Long enough that the kernel answers stat() from what the last
+    // operation returned (the attribute-carry test reads that).
+    entryTimeout: 30,
+    attrTimeout: 30,
   });
   await new Promise<void>((res, rej) => fuse.mount((e) => (e ? rej(e) : res())));
 });
@@ -151,6 +171,30 @@ describe('fuse-native patch', () => {
       `const fs=require('fs');const fd=fs.openSync(${JSON.stringify(join(mnt, 'f'))},'r+');fs.ftruncateSync(fd,10);fs.fstatSync(fd);fs.closeSync(fd)`,
     ]);
     expect(fgetattrFds).toContain(FH);
+  });
+
+  it('attribute carry: the getattr libfuse asks after a change is answered from the attributes the change handed back', async () => {
+    const statOut = async (p: string): Promise<string> =>
+      (await execp('stat', ['-c', '%a %Y', join(mnt, p)])).stdout.trim();
+    // Look both names up first, so the chmods below are one SETATTR each.
+    await statOut('c');
+    await statOut('nc');
+    asked.clear();
+    await execp('chmod', ['640', join(mnt, 'c')]);
+    await execp('chmod', ['604', join(mnt, 'nc')]);
+    // Unpatched (and for /nc, whose chmod hands nothing back) libfuse calls
+    // getattr after chmod; with the carry, /c's answer never left C.
+    expect(asked.get('/c') ?? 0).toBe(0);
+    expect(asked.get('/nc')).toBe(1);
+    // The kernel cached what the SETATTR reply carried.
+    expect(await statOut('c')).toBe(`640 ${CARRIED_MTIME.getTime() / 1000}`);
+    expect(await statOut('nc')).toBe(`604 ${GETATTR_MTIME.getTime() / 1000}`);
+    // A carry answers only the getattr of its own request: a later lookup
+    // of /c (the kernel's caches dropped) reaches JS again.
+    await execp('sh', ['-c', 'echo 2 > /proc/sys/vm/drop_caches']);
+    asked.clear();
+    expect(await statOut('c')).toBe(`604 ${GETATTR_MTIME.getTime() / 1000}`);
+    expect(asked.get('/c')).toBe(1);
   });
 
   it("exposes the calling process's pid, uid and gid (fuse_get_context)", async () => {
