@@ -433,6 +433,7 @@ class DgramBind implements DatagramBind {
   }
 
   flush(): void {
+    this.reserved = -1;
     if (this.closed) {
       this.queue.length = 0;
       return;
