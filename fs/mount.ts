@@ -15,6 +15,7 @@ import { readKeyFile, type Keyring } from './keys.js';
 import { decodeVolumeHeader } from './format.js';
 import { Volume, type VolumeOptions } from './volume.js';
 import { VolumeError } from './errors.js';
+import type { LeaseOptions } from './lease.js';
 import { loadFuse, type FuseHandle } from './fuse.js';
 import { fuseOps } from './fuse-ops.js';
 import { type Logger, nullLogger } from './log.js';
@@ -64,6 +65,8 @@ export interface StatePaths {
   anchor: string;
   control: string;
   pidfile: string;
+  /** The writer lease this host holds or held last: token and pid (fs/lease.ts). */
+  lease: string;
 }
 
 export function statePaths(dir: string): StatePaths {
@@ -72,7 +75,52 @@ export function statePaths(dir: string): StatePaths {
     anchor: join(dir, 'anchor.json'),
     control: join(dir, 'control.sock'),
     pidfile: join(dir, 'mount.json'),
+    lease: join(dir, 'lease.json'),
   };
+}
+
+/**
+ * Lease options that let a process on this host take over at once from a
+ * crashed one of the same volume: the token each taker records here, with
+ * its pid, is "dead" when that pid no longer runs.
+ */
+function localLeaseHints(state: StatePaths): LeaseOptions {
+  return {
+    holderDead: async (token) => {
+      try {
+        const j = JSON.parse(await readFile(state.lease, 'utf8')) as {
+          token?: string;
+          pid?: number;
+        };
+        return (
+          j.token === token.toString('hex') && typeof j.pid === 'number' && !(await pidAlive(j.pid))
+        );
+      } catch {
+        return false;
+      }
+    },
+    onTaken: async (token) => {
+      await mkdir(state.dir, { recursive: true, mode: 0o700 });
+      await writeFile(
+        state.lease,
+        JSON.stringify({ token: token.toString('hex'), pid: process.pid }) + '\n',
+        {
+          mode: 0o600,
+        },
+      );
+    },
+  };
+}
+
+/** True if `pid` runs (a zombie, killed but not reaped, does not). */
+async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const s = st.charAt(st.lastIndexOf(')') + 2);
+    return s !== 'Z' && s !== 'X' && s !== '';
+  } catch {
+    return false;
+  }
 }
 
 export interface OpenArgs {
@@ -107,6 +155,7 @@ export async function openVolume(
     ...a.volume,
     readOnly: a.readOnly,
     logger: a.logger ?? a.volume?.logger,
+    lease: a.volume?.lease === false ? false : { ...localLeaseHints(state), ...a.volume?.lease },
   });
   return { volume, keyring, state };
 }
@@ -123,13 +172,7 @@ export async function runningMount(
   }
   if (typeof j.pid !== 'number' || typeof j.mountpoint !== 'string') return null;
   // kill(pid, 0) succeeds on a zombie (killed, not yet reaped): read the state.
-  try {
-    const st = await readFile(`/proc/${j.pid}/stat`, 'utf8');
-    const s = st.charAt(st.lastIndexOf(')') + 2);
-    if (s === 'Z' || s === 'X' || s === '') return null;
-  } catch {
-    return null;
-  }
+  if (!(await pidAlive(j.pid))) return null;
   return { pid: j.pid, mountpoint: j.mountpoint };
 }
 
@@ -165,15 +208,17 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
   const log = a.logger ?? nullLogger;
   const Fuse = loadFuse();
   const mountpoint = resolve(a.mountpoint);
-  const { volume, keyring, state } = await openVolume(a);
-  const other = await runningMount(state);
+  // Refuse before opening: a read-write open of a volume in use is what the
+  // writer lease exists to stop (it would sweep the live mount's objects).
+  const known = await resolveState(a.backing, a.stateDir);
+  const other = await runningMount(known);
   if (other && other.pid !== process.pid) {
-    await volume.close().catch(() => {});
     throw new VolumeError(
       'busy',
       `volume is already mounted by pid ${other.pid} at ${other.mountpoint}`,
     );
   }
+  const { volume, keyring, state } = await openVolume(a);
   let fuse: FuseHandle | null = null;
   const handle = new Fuse(
     mountpoint,

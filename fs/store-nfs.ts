@@ -36,7 +36,7 @@ import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
 import { type Logger, nullLogger } from './log.js';
 
 const OBJ_NAME = /^[0-9a-f]{32}$/;
-const SPECIAL = new Set(['volume', 'superblock']);
+const SPECIAL = new Set(['volume', 'superblock', 'lease']);
 const OBJECTS = 'objects';
 const TMP_PREFIX = '.tmp-';
 /**

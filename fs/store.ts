@@ -54,7 +54,7 @@ export interface ObjectStore {
 const OBJ_NAME = /^[0-9a-f]{32}$/;
 /** Above this many objects per commit, {@link DirStore.sync} uses one syncfs. */
 const SYNCFS_ABOVE = 16;
-const SPECIAL = new Set(['volume', 'superblock']);
+const SPECIAL = new Set(['volume', 'superblock', 'lease']);
 
 function checkName(name: string): void {
   if (!OBJ_NAME.test(name) && !SPECIAL.has(name))

@@ -61,6 +61,7 @@ import {
 import { RwLock } from './lock.js';
 import { BufferPool } from './bufpool.js';
 import { ObjectIO, type PutBatch } from './objects.js';
+import { VolumeLease, type LeaseOptions } from './lease.js';
 import { type Logger, nullLogger } from './log.js';
 import { timingSafeEqual } from 'node:crypto';
 
@@ -80,6 +81,11 @@ export interface VolumeOptions {
   /** Chunks loaded ahead of a sequential reader. */
   readAheadChunks?: number;
   now?: () => number;
+  /**
+   * The writer lease a read-write open takes before it reads anything
+   * (fs/lease.ts); `false` only for stores nobody else can reach.
+   */
+  lease?: LeaseOptions | false;
 }
 
 /** Attributes as FUSE wants them (times in ms). */
@@ -212,6 +218,8 @@ export class Volume {
   private nextFh = 1;
   private timer: NodeJS.Timeout | null = null;
   private failed: Error | null = null;
+  /** The writer lease of a read-write open (null: read-only, or released). */
+  private lease: VolumeLease | null = null;
   private treeHost: TreeHost;
   private pool: BufferPool;
   /** Full-size chunk buffers, reused (see fs/bufpool.ts). */
@@ -303,6 +311,33 @@ export class Volume {
     opts: VolumeOptions = {},
   ): Promise<Volume> {
     const log = opts.logger ?? nullLogger;
+    // One writer at a time, and the lease before anything is read: a second
+    // writer would sweep the first one's uncommitted objects (fs/lease.ts).
+    const lease =
+      opts.readOnly || opts.lease === false
+        ? null
+        : await VolumeLease.acquire(store, { logger: log, ...opts.lease });
+    try {
+      const v = await Volume.openLeased(store, keyring, anchor, opts, log);
+      if (lease) {
+        v.lease = lease;
+        lease.onLost((why) => v.fail(new Error(why)));
+        if (lease.lost) v.fail(new Error('the writer lease was lost while the volume opened'));
+      }
+      return v;
+    } catch (e) {
+      await lease?.release().catch(() => {});
+      throw e;
+    }
+  }
+
+  private static async openLeased(
+    store: ObjectStore,
+    keyring: Keyring,
+    anchor: RootAnchor,
+    opts: VolumeOptions,
+    log: Logger,
+  ): Promise<Volume> {
     const header = decodeVolumeHeader(await store.get('volume'));
     if (!header.volumeId.equals(keyring.volumeId))
       throw new VolumeError(
@@ -1341,8 +1376,15 @@ export class Volume {
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (!this.readOnly && !this.failed) await this.commit(true);
-    await this.settled();
+    try {
+      if (!this.readOnly && !this.failed) await this.commit(true);
+      await this.settled();
+    } finally {
+      // Released even after a failed commit: the volume is then left to the
+      // next opener's sweep, which is what a crash leaves too.
+      await this.lease?.release();
+      this.lease = null;
+    }
   }
 
   /** Forgets every clean cached object (they reload and re-verify on demand). */
