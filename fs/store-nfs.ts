@@ -4,17 +4,23 @@
  * (`volume`, `superblock`, `objects/<32 hex>`), so a second NFS client (or
  * the provider's own folder) sees the same opaque objects.
  *
- * put (always atomic and durable, RFC 1813 §3.3.7 / §3.3.21):
- *   CREATE `.tmp-NAME-RANDOM` (UNCHECKED: the name is ours alone, so a
- *   retransmitted CREATE is harmless) → WRITE UNSTABLE pieces, pipelined →
- *   COMMIT → compare the COMMIT verifier with every WRITE's: a different
- *   one means the server restarted and may have lost unstable data, so the
- *   data is written and committed again → RENAME over NAME.
- *   An object that fits one WRITE goes as one FILE_SYNC WRITE instead of
- *   WRITE + COMMIT (stable when answered; one round trip less).
- * Committing before the rename is what makes the put atomic across a server
- * crash: a name never points at data the server has not made stable. So
- * every put is durable and {@link NfsStore.sync} has nothing left to do.
+ * put (always durable, RFC 1813 §3.3.7 / §3.3.21):
+ *   CREATE (UNCHECKED: the name is ours alone, so a retransmitted CREATE is
+ *   harmless) → WRITE UNSTABLE pieces, pipelined → COMMIT → compare the
+ *   COMMIT verifier with every WRITE's: a different one means the server
+ *   restarted and may have lost unstable data, so the data is written and
+ *   committed again. An object that fits one WRITE goes as one FILE_SYNC
+ *   WRITE instead of WRITE + COMMIT (stable when answered; one round trip
+ *   less).
+ *   `volume`, `superblock` and `lease` are replaced atomically: created as
+ *   `.tmp-NAME-RANDOM`, committed, then RENAMEd over NAME, so the name never
+ *   points at data the server has not made stable. Objects are written in
+ *   place under their final name (as {@link DirStore} does): their ids are
+ *   fresh and never reused, and no superblock references one before its put
+ *   completed (stable), so a put torn by a crash leaves an unreferenced
+ *   object that the next mount sweeps — one RENAME round trip saved per
+ *   object. Either way every put is durable and {@link NfsStore.sync} has
+ *   nothing left to do.
  *
  * Handles: the export root's comes from MOUNT, `objects/`'s from LOOKUP;
  * both are cached. NFS3ERR_STALE/BADHANDLE on any step drops the cache (a
@@ -288,11 +294,12 @@ export class NfsStore implements ObjectStore {
     return more.length ? Buffer.concat([head, ...more]) : head;
   }
 
-  /** Always atomic and durable, whatever `durable` says (see the module comment). */
+  /** Always durable, whatever `durable` says (see the module comment). */
   async put(name: string, data: Buffer, durable = true): Promise<void> {
     void durable;
     checkName(name);
     this.counters.puts++;
+    if (!SPECIAL.has(name)) return this.putInPlace(name, data);
     const tmp = `${TMP_PREFIX}${name}-${randomBytes(6).toString('hex')}`;
     await this.retryStale(`put ${name}`, async () => {
       const dir = await this.dir(name);
@@ -306,6 +313,26 @@ export class NfsStore implements ObjectStore {
         this.remember(name, fh, data.length);
       } catch (e) {
         await this.client.remove(dir, tmp).catch(() => {});
+        throw e;
+      }
+    });
+  }
+
+  /** An object's put: CREATE at its final name, then the durable write. */
+  private async putInPlace(name: string, data: Buffer): Promise<void> {
+    await this.retryStale(`put ${name}`, async () => {
+      const dir = await this.dir(name);
+      const c = await this.client.create(dir, name, CREATE_MODE.UNCHECKED, {
+        mode: 0o600,
+        size: 0,
+      });
+      const fh = c.fh ?? (await this.client.lookup(dir, name)).fh;
+      try {
+        await this.writeDurably(fh, data, name);
+        this.remember(name, fh, data.length);
+      } catch (e) {
+        // A torn object must not stay behind under its real name.
+        await this.client.remove(dir, name).catch(() => {});
         throw e;
       }
     });

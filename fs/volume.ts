@@ -1768,6 +1768,20 @@ export class Volume {
     });
     let done = 0;
     progress(done, total);
+    // Checkpoints of the re-encryption (to bound memory, and so a crash
+    // resumes near where it stopped) overlap with the work after them: at
+    // most one commit is still becoming durable while the next batch is
+    // read and re-sealed (waiting for each one left the link idle). Commits
+    // become durable in order, so a crash still resumes from a consistent
+    // tree; the final commit below is awaited in full.
+    let pending: Promise<void> = Promise.resolve();
+    const checkpoint = async (): Promise<void> => {
+      const { durable } = await this.snapshotLocked(false);
+      durable.catch(() => {}); // surfaced through `pending` below
+      const prev = pending;
+      pending = durable;
+      await prev;
+    };
     for (const p of pages) {
       const inos = await this.lock.read(async () => [...(await this.loadPage(p))]);
       for (const ino of inos) {
@@ -1796,22 +1810,26 @@ export class Volume {
               const c = await this.chunk(n, i, false);
               if (c) this.makeDirty(n, i, c);
               if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();
+              // Backpressure as for writers: puts in flight stay bounded
+              // (they settle without the lock).
+              if (this.io.crowded) await this.io.room();
             }
           }
           done += stale.length;
           if (await n.tree.hasNodeOutside(target)) await n.tree.touchAll();
           this.markDirty(n);
-          if (this.dirtyBytesNow > this.dirtyLimit) await this.commitLocked(false);
+          if (this.dirtyBytesNow > this.dirtyLimit) await checkpoint();
         });
         progress(done, total);
       }
       await this.lock.write(async () => {
         this.dirtyPages.add(p);
         done++;
-        await this.commitLocked(false);
+        await checkpoint();
       });
       progress(Math.min(done, total), total);
     }
+    await pending;
     await this.lock.write(async () => {
       await this.itable.touchAll();
       await this.commitLocked(false);

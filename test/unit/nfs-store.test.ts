@@ -164,7 +164,8 @@ describe('NfsStore', () => {
   });
 
   it('a RENAME whose reply was lost and that then finds no source counts as done', async () => {
-    const name = id();
+    // Only the names replaced atomically go through a temporary and RENAME.
+    const name = 'superblock';
     fake.before = (proc, n) => (proc === PROC.RENAME && n === 1 ? 'drop-after' : undefined);
     await store.put(name, Buffer.from('renamed once'));
     expect(fake.counts.get(PROC.RENAME)).toBe(2); // retransmitted, ran again, NOENT
@@ -182,14 +183,25 @@ describe('NfsStore', () => {
   it('sweeps temporaries left by an interrupted put', async () => {
     fake.before = (proc) => (proc === PROC.RENAME ? 'drop' : undefined);
     const s2 = await NfsStore.open(store.url, { deadlineMs: 800 });
-    await expect(s2.put(id(), Buffer.from('x'))).rejects.toThrow(/no reply/);
+    await expect(s2.put('superblock', Buffer.from('x'))).rejects.toThrow(/no reply/);
     s2.close();
     fake.before = null;
-    const left = fake.names('objects').filter((n) => n.startsWith('.tmp-'));
+    const left = fake.names('').filter((n) => n.startsWith('.tmp-'));
     // The cleanup REMOVE could not get through either; the sweep finds it.
     expect(left.length).toBeLessThanOrEqual(1);
     expect(await store.sweepTemp()).toBe(left.length);
-    expect(fake.names('objects')).toEqual([]);
+    expect(fake.names('').filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('writes objects in place: CREATE at the final name and one FILE_SYNC WRITE, no RENAME', async () => {
+    const name = id();
+    fake.counts.clear();
+    await store.put(name, Buffer.from('in place'));
+    expect(fake.counts.get(PROC.RENAME) ?? 0).toBe(0);
+    expect(fake.counts.get(PROC.CREATE)).toBe(1);
+    expect(fake.counts.get(PROC.WRITE)).toBe(1);
+    expect(fake.names('objects')).toContain(name);
+    expect((await store.get(name))!.toString()).toBe('in place');
   });
 });
 
