@@ -68,14 +68,7 @@ export class ObjectIO {
    * and starts storing it. Returns the ref that pins it.
    */
   write(epoch: number, key: Buffer, kind: Kind, binding: Binding, payload: Buffer): Ref {
-    if (this.failure) {
-      // A full provider is ENOSPC to the writer (docs/storage.md), anything else EIO.
-      const code = (this.failure as { code?: unknown }).code;
-      throw new FsErrno(
-        code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : 'EIO',
-        `an earlier put failed: ${this.failure.message}`,
-      );
-    }
+    this.assertHealthy();
     const size = objectSize(bucketFor(payload.length));
     const buf = this.pool.take(size);
     const { ref } = sealObjectInto(buf, epoch, key, kind, newId(), binding, payload);
@@ -93,6 +86,16 @@ export class ObjectIO {
     this.unsynced.push(name);
     this.written++;
     return ref;
+  }
+
+  /** Throws what writers get once a put failed: ENOSPC for a full provider (docs/storage.md), else EIO. */
+  assertHealthy(): void {
+    if (!this.failure) return;
+    const code = (this.failure as { code?: unknown }).code;
+    throw new FsErrno(
+      code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : 'EIO',
+      `an earlier put failed: ${this.failure.message}`,
+    );
   }
 
   private settle(name: string, entry: InFlight): void {

@@ -207,6 +207,8 @@ export class Volume {
   private pageLoads = new Map<number, Promise<Set<number>>>();
   private dirtyPages = new Set<number>();
   private deleted = new Set<Inode>();
+  /** Full chunks whose write-behind seal is scheduled ({@link sealSoon}). */
+  private sealQueued = new Set<Chunk>();
   private garbage: Ref[] = [];
   private lru = new Map<string, [Inode, number]>();
   private cleanBytes = 0;
@@ -909,6 +911,9 @@ export class Volume {
 
   private async writeData(n: Inode, data: Buffer, len: number, pos: number): Promise<number> {
     if (pos + len > Number.MAX_SAFE_INTEGER) throw new FsErrno('EFBIG');
+    // A failed write-behind put is this writer's error (its seal ran after
+    // an earlier reply, see sealSoon).
+    this.io.assertHealthy();
     let done = 0;
     while (done < len) {
       const at = pos + done;
@@ -922,11 +927,11 @@ export class Volume {
       if (end > c.len) c.len = end;
       this.makeDirty(n, i, c);
       done += k;
-      // Write-behind: a chunk written up to its end is sealed and stored now
+      // Write-behind: a chunk written up to its end is sealed and stored soon
       // (in the background) instead of piling up until the commit.
       // The chunk then leaves the cache: a sequential writer rarely reads
       // back at once, and recycling its buffer keeps the working set small.
-      if (end === CHUNK_SIZE) await this.sealChunk(n, i, c, false);
+      if (end === CHUNK_SIZE) this.sealSoon(n, i, c);
     }
     if (pos + len > n.rec.size) n.rec.size = pos + len;
     this.touch(n);
@@ -984,6 +989,29 @@ export class Volume {
     }
     this.cleanBytes += c.buf.length;
     this.lru.set(this.lruKey(n, i), [n, i]);
+  }
+
+  /**
+   * Seals a full chunk right after the current operation has answered: the
+   * kernel hands over a writer's next request meanwhile, so the sealing
+   * overlaps with that hand-off instead of delaying this reply (a
+   * sequential writer waits for each reply, libfuse 2 has no writeback
+   * cache). Under the lock, and only if the chunk is still this one and
+   * still dirty: a flush or commit in between sealed it already, a later
+   * write only changed what gets sealed.
+   */
+  private sealSoon(n: Inode, i: number, c: Chunk): void {
+    if (this.sealQueued.has(c)) return;
+    this.sealQueued.add(c);
+    setImmediate(() => {
+      void this.lock
+        .write(async () => {
+          this.sealQueued.delete(c);
+          if (this.deleted.has(n) || n.chunks.get(i) !== c || !c.dirty || this.failed) return;
+          await this.sealChunk(n, i, c, false);
+        })
+        .catch((e: unknown) => this.log.warn('write-behind seal failed', { error: String(e) }));
+    });
   }
 
   /** Seals every dirty chunk (bounding memory; the puts run in the background). */
