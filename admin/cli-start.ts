@@ -196,8 +196,6 @@ export async function adminStart(argv: string[]): Promise<number> {
     seal: identity.pub.seal,
   };
   writeAtomic(join(state, ADMIN_INFO_FILE), JSON.stringify(info, null, 2) + '\n', 0o644);
-  logger.info('admin service ready', { url, id: identity.id, state, policy: policyPath });
-
   return new Promise<number>((done) => {
     let stopping = false;
     const onHup = (): void => {
@@ -227,5 +225,8 @@ export async function adminStart(argv: string[]): Promise<number> {
     process.on('SIGHUP', onHup);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Only now: whoever waits for this line may signal at once (a signal
+    // before the handlers would kill the process uncleanly).
+    logger.info('admin service ready', { url, id: identity.id, state, policy: policyPath });
   });
 }

@@ -32,6 +32,7 @@ import { StorageError, type StorageAgent, type VolumeKeyring } from './storage-a
 import type { Logger } from '../admin/logger.js';
 import { attachTun, deleteNamespace, ensureNamespace } from './netns.js';
 import type { NodeServices } from './node-services.js';
+import { packetAeadBackend } from './packet-aead.js';
 import { nextSession } from './session.js';
 import { startStatsReports } from './stats-report.js';
 import type { TunDevice } from './tun.js';
@@ -286,6 +287,7 @@ export class HostAgent {
       endpoint: this.lastEndpoint,
       session: this.session,
       mtu: this.mtu,
+      packetAead: packetAeadBackend(),
       drops: { ...this.datapath.drops, not_ipv4: this.datapath.txNotIpv4 },
       underlay: this.o.bind.stats,
       nodes: [...this.nodes.values()].map((n) => ({

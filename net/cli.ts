@@ -475,6 +475,8 @@ const status: Command = {
 
 interface StatusView {
   endpoint: Endpoint | null;
+  /** Which AEAD seals and opens packets: the native addon, or the slower node:crypto fallback. */
+  packetAead?: string;
   drops: Record<string, number>;
   nodes: Array<
     NodeInfo & {
@@ -496,6 +498,9 @@ interface StatusView {
 function formatStatus(s: StatusView): string {
   const lines: string[] = [];
   lines.push(`endpoint ${s.endpoint ? `${s.endpoint.host}:${s.endpoint.port}` : '-'}`);
+  if (s.packetAead === 'node')
+    lines.push('packet AEAD node:crypto (the native addon is not built or is disabled: slower)');
+  else if (s.packetAead) lines.push(`packet AEAD ${s.packetAead}`);
   for (const n of s.nodes) {
     const c = n.counters;
     lines.push(

@@ -224,6 +224,8 @@ describe('configfs under the agent', () => {
     expect(text.stdout).toMatch(
       new RegExp(`^configfs ${sn.configfsMount('h1')} up pid ${now.pid} restarts 1$`, 'm'),
     );
+    // The packet path runs on the native AEAD (the node:crypto fallback is named as slower).
+    expect(text.stdout).toMatch(/^packet AEAD native$/m);
   });
 
   // Once failed on most runs: the killed agent's configfs, while closing its
