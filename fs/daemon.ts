@@ -19,13 +19,14 @@ async function main(): Promise<void> {
     logger.error('mount failed', { error: err.message });
     process.exit(1);
   }
-  process.send?.({ ready: true, pid: process.pid });
-  if (process.connected) process.disconnect();
+  // Handlers before the ready message: whoever waits for it may signal at once.
   const stop = (): void => {
     m.unmount().catch((e) => logger.warn('unmount on signal failed', { error: String(e) }));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.send?.({ ready: true, pid: process.pid });
+  if (process.connected) process.disconnect();
   await m.done;
   process.exit(0);
 }

@@ -299,17 +299,19 @@ const hostStart: Command = {
         throw new CliError(EXIT.UNAVAILABLE, err.message);
       },
     );
+    // Handlers first: whoever waits for the ready line may signal at once.
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (): void => resolve();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
     logger.info('host agent ready', {
       control: socket,
       port,
       admin: url,
       endpoint: await endpoint(),
     });
-    await new Promise<void>((resolve) => {
-      const stop = (): void => resolve();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    await stopped;
     logger.info('host agent stopping');
     server.close();
     await agent.stop();
