@@ -9,16 +9,14 @@
  */
 import { describe, it, expect, afterAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { MemoryNetwork, MemoryTun, type InFlight } from '../support/memory-net.js';
-import { Datapath, newStage, type LocalNode } from '../../net/datapath.js';
-import { ChannelKeyring } from '../../net/keyring.js';
+import { memoryHost } from '../support/datapath-host.js';
+import { MemoryNetwork, type InFlight } from '../support/memory-net.js';
 import { packetAeadBackend } from '../../net/packet-aead.js';
-import { parseIpv4, parsePrefix } from '../../net/ipv4.js';
-import { HEADER_LEN, SNSL_OVERHEAD, readSeq, supernetKeyOf } from '../../net/wire.js';
+import { parseIpv4 } from '../../net/ipv4.js';
+import { HEADER_LEN, SNSL_OVERHEAD, readSeq } from '../../net/wire.js';
 import { supernetIdBytes } from '../../admin/ids.js';
 
 const SID = supernetIdBytes('0x4711');
-const SK = supernetKeyOf(SID);
 const KEY = randomBytes(32);
 const initial = packetAeadBackend();
 
@@ -46,46 +44,7 @@ function host(
   me: { name: string; vip: string },
   peer: { name: string; vip: string; addr: string },
 ) {
-  const bind = net.bind(addr, 7411);
-  const dp = new Datapath(
-    bind,
-    () => Date.now(),
-    () => undefined,
-    () => undefined,
-  );
-  const ring = new ChannelKeyring(SID, 0x01, 1);
-  ring.install(1, Buffer.from(KEY), undefined, Date.now(), 1000);
-  const tun = new MemoryTun();
-  const node: LocalNode = {
-    name: me.name,
-    supernetKey: SK,
-    vip: parseIpv4(me.vip),
-    pool: parsePrefix('10.71.17.0/24'),
-    channels: new Set([0x01]),
-    peers: new Map([
-      [
-        parseIpv4(peer.vip),
-        {
-          vip: parseIpv4(peer.vip),
-          name: peer.name,
-          channels: new Set([0x01]),
-          sendChannel: 0x01,
-          addr: parseIpv4(peer.addr),
-          port: 7411,
-        },
-      ],
-    ]),
-    tun,
-    counters: { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txNoRoute: 0, txNoKey: 0 },
-    stage: newStage(),
-  };
-  dp.supernets.set(SK, {
-    idBytes: SID,
-    nodes: new Map([[node.vip, node]]),
-    keyrings: new Map([[0x01, ring]]),
-  });
-  dp.attach(node);
-  return { dp, tun, node, bind };
+  return memoryHost(net, addr, me, peer, SID, KEY);
 }
 
 function setup() {

@@ -9,10 +9,9 @@ import { describe, it, expect } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryNetwork, MemoryTun } from '../support/memory-net.js';
-import { Datapath, newStage, type LocalNode } from '../../net/datapath.js';
-import { ChannelKeyring } from '../../net/keyring.js';
-import { parseIpv4, parsePrefix } from '../../net/ipv4.js';
+import { memoryHost } from '../support/datapath-host.js';
+import { MemoryNetwork } from '../support/memory-net.js';
+import { parseIpv4 } from '../../net/ipv4.js';
 import { supernetKeyOf } from '../../net/wire.js';
 import { supernetIdBytes } from '../../admin/ids.js';
 import {
@@ -51,47 +50,9 @@ async function host(
   me: { name: string; vip: string },
   peer: { name: string; vip: string; addr: string },
 ) {
-  const bind = net.bind(addr, 7411);
-  const dp = new Datapath(
-    bind,
-    () => Date.now(),
-    () => undefined,
-    () => undefined,
-  );
-  const ring = new ChannelKeyring(SID, 0x01, 1);
-  ring.install(1, Buffer.from(KEY), undefined, Date.now(), 1000);
-  const tun = new MemoryTun();
-  const node: LocalNode = {
-    name: me.name,
-    supernetKey: SK,
-    vip: parseIpv4(me.vip),
-    pool: parsePrefix('10.71.17.0/24'),
-    channels: new Set([0x01]),
-    peers: new Map([
-      [
-        parseIpv4(peer.vip),
-        {
-          vip: parseIpv4(peer.vip),
-          name: peer.name,
-          channels: new Set([0x01]),
-          sendChannel: 0x01,
-          addr: parseIpv4(peer.addr),
-          port: 7411,
-        },
-      ],
-    ]),
-    tun,
-    counters: { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txNoRoute: 0, txNoKey: 0 },
-    stage: newStage(),
-  };
-  dp.supernets.set(SK, {
-    idBytes: SID,
-    nodes: new Map([[node.vip, node]]),
-    keyrings: new Map([[0x01, ring]]),
-  });
-  dp.attach(node);
-  const agent = { packetPath: dp, status: () => ({ underlay: { ...bind.stats } }) };
-  return { dp, tun, node, ring, agent, bind };
+  const h = memoryHost(net, addr, me, peer, SID, KEY);
+  const agent = { packetPath: h.dp, status: () => ({ underlay: { ...h.bind.stats } }) };
+  return { ...h, agent };
 }
 
 function setup() {
