@@ -10,7 +10,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,33 +38,36 @@ afterAll(async () => {
 
 const leaseFile = (): string => join(vol.backing, LEASE_NAME);
 
+/** `supernet fs mount` of the volume at bed.dir/MNT, with another state folder (another host) if given. */
+const cliMount = (mnt: string, state?: string) =>
+  bed.cli([
+    'fs',
+    'mount',
+    vol.backing,
+    join(bed.dir, mnt),
+    '--key',
+    vol.key,
+    ...(state ? ['--state', join(bed.dir, state)] : []),
+  ]);
+
+/** kill -9 of a mount daemon, then the dead mount detached. */
+async function crash(daemon: ChildProcess): Promise<void> {
+  daemon.kill('SIGKILL');
+  await new Promise((r) => daemon.once('exit', r));
+  await bed.cli(['fs', 'unmount', vol.mnt]).catch(() => {});
+}
+
 describe('writer lease', () => {
   it('refuses a second writer (other state folder, same folder) while a mount serves', async () => {
     const first = await bed.mount(vol.backing, vol.mnt, vol.key);
     await writeFile(join(vol.mnt, 'a.txt'), 'first mount\n');
     expect(decodeLease(await readFile(leaseFile()))).not.toBeNull();
     // Another host: its own state folder, so only the lease can tell.
-    const other = await bed.cli([
-      'fs',
-      'mount',
-      vol.backing,
-      join(bed.dir, 'mnt2'),
-      '--key',
-      vol.key,
-      '--state',
-      join(bed.dir, 'state-other'),
-    ]);
+    const other = await cliMount('mnt2', 'state-other');
     expect(other.code).not.toBe(0);
     expect(other.stderr).toMatch(/in use by another mount/);
     // This host again: the mount record answers before any lease is looked at.
-    const same = await bed.cli([
-      'fs',
-      'mount',
-      vol.backing,
-      join(bed.dir, 'mnt3'),
-      '--key',
-      vol.key,
-    ]);
+    const same = await cliMount('mnt3');
     expect(same.code).not.toBe(0);
     expect(same.stderr).toMatch(new RegExp(`already mounted by pid ${first.pid}`));
     // Neither refused open swept the live mount's objects.
@@ -81,27 +84,14 @@ describe('writer lease', () => {
     await writeFile(join(vol.mnt, 'b.txt'), 'before the crash\n');
     const fd = await bed.cli(['fs', 'check', vol.backing, '--key', vol.key]);
     expect(fd.code).toBe(0); // read-only: no lease needed while mounted
-    victim.kill('SIGKILL');
-    await new Promise((r) => victim.once('exit', r));
-    await bed.cli(['fs', 'unmount', vol.mnt]).catch(() => {});
+    await crash(victim);
     expect(decodeLease(await readFile(leaseFile()))).not.toBeNull(); // left behind
     // This host: the state folder names the dead pid; the lease is taken at once.
     const again = await bed.mount(vol.backing, vol.mnt, vol.key);
     expect(await readFile(join(vol.mnt, 'b.txt'), 'utf8')).toBe('before the crash\n');
-    again.kill('SIGKILL');
-    await new Promise((r) => again.once('exit', r));
-    await bed.cli(['fs', 'unmount', vol.mnt]).catch(() => {});
+    await crash(again);
     // From elsewhere: taken over once the lease has been silent for its TTL.
-    const late = await bed.cli([
-      'fs',
-      'mount',
-      vol.backing,
-      join(bed.dir, 'mnt4'),
-      '--key',
-      vol.key,
-      '--state',
-      join(bed.dir, 'state-other'),
-    ]);
+    const late = await cliMount('mnt4', 'state-other');
     expect(late.stderr + late.stdout).toMatch(/mounted/);
     expect(late.code).toBe(0);
     expect(await readFile(join(bed.dir, 'mnt4', 'b.txt'), 'utf8')).toBe('before the crash\n');
