@@ -218,7 +218,7 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
       `volume is already mounted by pid ${other.pid} at ${other.mountpoint}`,
     );
   }
-  const { volume, keyring, state } = await openVolume(a);
+  const { volume, keyring, state } = await openVolume({ ...a, stateDir: known.dir });
   let fuse: FuseHandle | null = null;
   const handle = new Fuse(
     mountpoint,

@@ -299,40 +299,26 @@ export class NfsStore implements ObjectStore {
     void durable;
     checkName(name);
     this.counters.puts++;
-    if (!SPECIAL.has(name)) return this.putInPlace(name, data);
-    const tmp = `${TMP_PREFIX}${name}-${randomBytes(6).toString('hex')}`;
+    // Objects are written in place; the special names through a temporary
+    // that is RENAMEd over them (see the module comment).
+    const atomic = SPECIAL.has(name);
+    const target = atomic ? `${TMP_PREFIX}${name}-${randomBytes(6).toString('hex')}` : name;
     await this.retryStale(`put ${name}`, async () => {
       const dir = await this.dir(name);
-      const c = await this.client.create(dir, tmp, CREATE_MODE.UNCHECKED, { mode: 0o600, size: 0 });
-      const fh = c.fh ?? (await this.client.lookup(dir, tmp)).fh;
-      try {
-        const fileid = (c.attr ?? (await this.client.getattr(fh))).fileid;
-        await this.writeDurably(fh, data, name);
-        await this.renameInto(dir, tmp, name, fileid);
-        // The temporary's handle is the object's: RENAME keeps the file.
-        this.remember(name, fh, data.length);
-      } catch (e) {
-        await this.client.remove(dir, tmp).catch(() => {});
-        throw e;
-      }
-    });
-  }
-
-  /** An object's put: CREATE at its final name, then the durable write. */
-  private async putInPlace(name: string, data: Buffer): Promise<void> {
-    await this.retryStale(`put ${name}`, async () => {
-      const dir = await this.dir(name);
-      const c = await this.client.create(dir, name, CREATE_MODE.UNCHECKED, {
+      const c = await this.client.create(dir, target, CREATE_MODE.UNCHECKED, {
         mode: 0o600,
         size: 0,
       });
-      const fh = c.fh ?? (await this.client.lookup(dir, name)).fh;
+      const fh = c.fh ?? (await this.client.lookup(dir, target)).fh;
       try {
+        const fileid = atomic ? (c.attr ?? (await this.client.getattr(fh))).fileid : 0n;
         await this.writeDurably(fh, data, name);
+        if (atomic) await this.renameInto(dir, target, name, fileid);
+        // RENAME keeps the file: the temporary's handle is the object's.
         this.remember(name, fh, data.length);
       } catch (e) {
-        // A torn object must not stay behind under its real name.
-        await this.client.remove(dir, name).catch(() => {});
+        // Neither a torn object nor a temporary stays behind.
+        await this.client.remove(dir, target).catch(() => {});
         throw e;
       }
     });
