@@ -17,7 +17,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { IntegrityError, VolumeError } from './errors.js';
-import { type AeadAddon, aeadAddon } from './native/aead.js';
+import { type AeadAddon, type OpenArgs, type SealArgs, aeadAddon } from './native/aead.js';
 
 // ---- object envelope -------------------------------------------------------
 
@@ -203,6 +203,51 @@ function cryptPieces(
 }
 
 /**
+ * Writes the clear header of a new object into `out`, and its AAD and sealed
+ * length trailer into `aad` and `trailer`: everything of a seal but the
+ * AES-GCM itself. Returns the padding bucket and the stored size.
+ */
+function prepareSeal(
+  out: Buffer,
+  epoch: number,
+  kind: Kind,
+  id: Buffer,
+  binding: Binding,
+  payload: Buffer,
+  aad: Buffer,
+  trailer: Buffer,
+): { bucket: number; size: number } {
+  const bucket = bucketFor(payload.length);
+  const size = objectSize(bucket);
+  if (out.length < size) throw new RangeError(`seal buffer of ${out.length} < ${size} bytes`);
+  const dv = new DataView(out.buffer, out.byteOffset, size);
+  dv.setUint32(OFF_MAGIC, OBJ_MAGIC);
+  dv.setUint8(OFF_FORMAT, OBJ_FORMAT);
+  dv.setUint8(OFF_KIND, kind);
+  dv.setUint16(OFF_RESERVED, 0);
+  dv.setUint32(OFF_EPOCH, epoch);
+  takeRandom(out, OFF_NONCE, NONCE_LEN);
+  writeAad(aad, out, id, binding);
+  trailer.writeUInt32BE(payload.length);
+  return { bucket, size };
+}
+
+/** The native seal's arguments for an object {@link prepareSeal} set up in `out`. */
+function sealArgs(
+  out: Buffer,
+  epochKey: Buffer,
+  id: Buffer,
+  payload: Buffer,
+  bucket: number,
+  aad: Buffer,
+  trailer: Buffer,
+): SealArgs {
+  const nonce = out.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN);
+  const pad = bucket - payload.length;
+  return [epochKey, id, OBJ_INFO, nonce, aad, payload, pad, trailer, out, HEADER_LEN];
+}
+
+/**
  * Seals `payload` as an object of `kind` at `binding` under `epochKey` into
  * `out`, which must hold at least `objectSize(bucketFor(payload.length))`
  * bytes. Returns the ref that pins the object and its stored size (the first
@@ -217,31 +262,18 @@ export function sealObjectInto(
   binding: Binding,
   payload: Buffer,
 ): { ref: Ref; size: number } {
-  const bucket = bucketFor(payload.length);
-  const size = objectSize(bucket);
-  if (out.length < size) throw new RangeError(`seal buffer of ${out.length} < ${size} bytes`);
-  const dv = new DataView(out.buffer, out.byteOffset, size);
-  dv.setUint32(OFF_MAGIC, OBJ_MAGIC);
-  dv.setUint8(OFF_FORMAT, OBJ_FORMAT);
-  dv.setUint8(OFF_KIND, kind);
-  dv.setUint16(OFF_RESERVED, 0);
-  dv.setUint32(OFF_EPOCH, epoch);
-  takeRandom(out, OFF_NONCE, NONCE_LEN);
-  writeAad(scratchAad, out, id, binding);
-  scratchTrailer.writeUInt32BE(payload.length);
+  const { bucket, size } = prepareSeal(
+    out,
+    epoch,
+    kind,
+    id,
+    binding,
+    payload,
+    scratchAad,
+    scratchTrailer,
+  );
   if (native) {
-    native.seal(
-      epochKey,
-      id,
-      OBJ_INFO,
-      out.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN),
-      scratchAad,
-      payload,
-      bucket - payload.length,
-      scratchTrailer,
-      out,
-      HEADER_LEN,
-    );
+    native.seal(...sealArgs(out, epochKey, id, payload, bucket, scratchAad, scratchTrailer));
     return { ref: { id, tag: Buffer.from(out.subarray(size - TAG_LEN, size)), epoch }, size };
   }
   const c = createCipheriv(
@@ -261,6 +293,43 @@ export function sealObjectInto(
   const tag = c.getAuthTag();
   tag.copy(out, o);
   return { ref: { id, tag, epoch }, size };
+}
+
+/**
+ * {@link sealObjectInto} with the AES-GCM on the libuv threadpool (fs/native
+ * sealAsync), so the caller's thread serves other work meanwhile. The ref is
+ * returned at once, its `tag` filled in when `sealed` resolves: nothing may
+ * read the tag, or the first `size` bytes of `out`, before then, and neither
+ * `out` nor `payload` may change. Without the native addon it seals at once
+ * (and `sealed` is already resolved).
+ */
+export function sealObjectAsync(
+  out: Buffer,
+  epoch: number,
+  epochKey: Buffer,
+  kind: Kind,
+  id: Buffer,
+  binding: Binding,
+  payload: Buffer,
+): { ref: Ref; size: number; sealed: Promise<void> } {
+  if (!native)
+    return {
+      ...sealObjectInto(out, epoch, epochKey, kind, id, binding, payload),
+      sealed: Promise.resolve(),
+    };
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
+  const { bucket, size } = prepareSeal(out, epoch, kind, id, binding, payload, aad, trailer);
+  const tag = Buffer.alloc(TAG_LEN);
+  const addon = native;
+  const sealed = new Promise<void>((resolve, reject) => {
+    addon.sealAsync(...sealArgs(out, epochKey, id, payload, bucket, aad, trailer), (ok) => {
+      if (!ok) return reject(new Error('AES-256-GCM seal failed'));
+      out.copy(tag, 0, size - TAG_LEN, size);
+      resolve();
+    });
+  });
+  return { ref: { id, tag, epoch }, size, sealed };
 }
 
 /**
@@ -284,6 +353,71 @@ export function sealObject(
 export type KeyLookup = (epoch: number) => Buffer | null;
 
 /**
+ * Checks everything of a stored object that needs no key work (size, header,
+ * kind, epoch, the tag its parent pins) and writes its AAD into `aad`.
+ * Returns its name, bucket and epoch key.
+ */
+function prepareOpen(
+  keys: KeyLookup,
+  kind: Kind,
+  ref: Ref,
+  binding: Binding,
+  data: Buffer,
+  dst: Buffer,
+  aad: Buffer,
+): { name: string; bucket: number; key: Buffer } {
+  const name = idName(ref.id);
+  if (data.length < objectSize(MIN_BUCKET))
+    throw new IntegrityError(name, `truncated (${data.length} bytes)`);
+  const bucket = data.length - HEADER_LEN - LEN_TRAILER - TAG_LEN;
+  if ((bucket & (bucket - 1)) !== 0 || bucket > MAX_PAYLOAD)
+    throw new IntegrityError(name, `size ${data.length} is not an object size`);
+  if (dst.length < bucket) throw new RangeError(`open buffer of ${dst.length} < ${bucket} bytes`);
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (dv.getUint32(OFF_MAGIC) !== OBJ_MAGIC) throw new IntegrityError(name, 'bad magic');
+  if (dv.getUint8(OFF_FORMAT) !== OBJ_FORMAT)
+    throw new IntegrityError(name, 'unknown object format');
+  if (dv.getUint8(OFF_KIND) !== kind)
+    throw new IntegrityError(name, `wrong kind ${dv.getUint8(OFF_KIND)}`);
+  const epoch = dv.getUint32(OFF_EPOCH);
+  if (epoch !== ref.epoch) throw new IntegrityError(name, `epoch ${epoch}, expected ${ref.epoch}`);
+  if (!timingSafeEqual(data.subarray(data.length - TAG_LEN), ref.tag))
+    throw new IntegrityError(name, 'tag differs from the one its parent pins');
+  const key = keys(epoch);
+  if (!key) throw new IntegrityError(name, `no key for epoch ${epoch}`);
+  writeAad(aad, data, ref.id, binding);
+  return { name, bucket, key };
+}
+
+const AUTH_FAILED = 'authentication failed (modified, swapped or moved)';
+
+/** The native open's arguments for an object {@link prepareOpen} checked. */
+function openArgs(
+  key: Buffer,
+  ref: Ref,
+  data: Buffer,
+  dst: Buffer,
+  bucket: number,
+  aad: Buffer,
+  trailer: Buffer,
+): OpenArgs {
+  const nonce = data.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN);
+  const ct = data.subarray(HEADER_LEN, HEADER_LEN + bucket + LEN_TRAILER);
+  const tag = data.subarray(data.length - TAG_LEN);
+  return [key, ref.id, OBJ_INFO, nonce, aad, ct, tag, dst.subarray(0, bucket), trailer];
+}
+
+/** The payload length from an authentic object's decrypted trailer; checks it fits the bucket. */
+function finishOpen(name: string, trailer: Buffer, bucket: number, dst: Buffer): number {
+  const len = trailer.readUInt32BE(0);
+  if (len > bucket || bucketFor(Math.max(len, 1)) !== bucket) {
+    dst.fill(0, 0, bucket);
+    throw new IntegrityError(name, `sealed length ${len} does not fit bucket ${bucket}`);
+  }
+  return len;
+}
+
+/**
  * Verifies and opens a stored object against the ref that pins it, writing
  * the plaintext (payload, then zero padding up to the bucket) into `dst`,
  * which must hold the object's bucket ({@link objectBucket}). Returns the
@@ -300,45 +434,13 @@ export function openObjectInto(
   data: Buffer,
   dst: Buffer,
 ): number {
-  const name = idName(ref.id);
-  if (data.length < objectSize(MIN_BUCKET))
-    throw new IntegrityError(name, `truncated (${data.length} bytes)`);
-  const bucket = data.length - HEADER_LEN - LEN_TRAILER - TAG_LEN;
-  if ((bucket & (bucket - 1)) !== 0 || bucket > MAX_PAYLOAD)
-    throw new IntegrityError(name, `size ${data.length} is not an object size`);
-  if (dst.length < bucket) throw new RangeError(`open buffer of ${dst.length} < ${bucket} bytes`);
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (dv.getUint32(OFF_MAGIC) !== OBJ_MAGIC) throw new IntegrityError(name, 'bad magic');
-  if (dv.getUint8(OFF_FORMAT) !== OBJ_FORMAT)
-    throw new IntegrityError(name, 'unknown object format');
-  if (dv.getUint8(OFF_KIND) !== kind)
-    throw new IntegrityError(name, `wrong kind ${dv.getUint8(OFF_KIND)}`);
-  const epoch = dv.getUint32(OFF_EPOCH);
-  if (epoch !== ref.epoch) throw new IntegrityError(name, `epoch ${epoch}, expected ${ref.epoch}`);
-  const tagStored = data.subarray(data.length - TAG_LEN);
-  if (!timingSafeEqual(tagStored, ref.tag))
-    throw new IntegrityError(name, 'tag differs from the one its parent pins');
-  const key = keys(epoch);
-  if (!key) throw new IntegrityError(name, `no key for epoch ${epoch}`);
-  writeAad(scratchAad, data, ref.id, binding);
+  const { name, bucket, key } = prepareOpen(keys, kind, ref, binding, data, dst, scratchAad);
   const body = HEADER_LEN + bucket;
   const nonce = data.subarray(OFF_NONCE, OFF_NONCE + NONCE_LEN);
+  const tagStored = data.subarray(data.length - TAG_LEN);
   if (native) {
-    const ct = data.subarray(HEADER_LEN, body + LEN_TRAILER);
-    if (
-      !native.open(
-        key,
-        ref.id,
-        OBJ_INFO,
-        nonce,
-        scratchAad,
-        ct,
-        tagStored,
-        dst.subarray(0, bucket),
-        scratchTrailer,
-      )
-    )
-      throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+    if (!native.open(...openArgs(key, ref, data, dst, bucket, scratchAad, scratchTrailer)))
+      throw new IntegrityError(name, AUTH_FAILED);
   } else {
     const d = createDecipheriv('aes-256-gcm', objectKey(key, ref.id), nonce);
     d.setAAD(scratchAad);
@@ -349,15 +451,41 @@ export function openObjectInto(
       d.final();
     } catch {
       dst.fill(0, 0, bucket);
-      throw new IntegrityError(name, 'authentication failed (modified, swapped or moved)');
+      throw new IntegrityError(name, AUTH_FAILED);
     }
   }
-  const len = scratchTrailer.readUInt32BE(0);
-  if (len > bucket || bucketFor(Math.max(len, 1)) !== bucket) {
-    dst.fill(0, 0, bucket);
-    throw new IntegrityError(name, `sealed length ${len} does not fit bucket ${bucket}`);
-  }
-  return len;
+  return finishOpen(name, scratchTrailer, bucket, dst);
+}
+
+/**
+ * {@link openObjectInto} with the AES-GCM on the libuv threadpool (fs/native
+ * openAsync). The checks that need no key work throw at once; `data` and
+ * `dst` must not change until the promise settles. Without the native addon
+ * it opens synchronously.
+ */
+export function openObjectAsync(
+  keys: KeyLookup,
+  kind: Kind,
+  ref: Ref,
+  binding: Binding,
+  data: Buffer,
+  dst: Buffer,
+): Promise<number> {
+  if (!native) return Promise.resolve(openObjectInto(keys, kind, ref, binding, data, dst));
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  const { name, bucket, key } = prepareOpen(keys, kind, ref, binding, data, dst, aad);
+  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
+  const addon = native;
+  return new Promise<number>((resolve, reject) => {
+    addon.openAsync(...openArgs(key, ref, data, dst, bucket, aad, trailer), (ok) => {
+      if (!ok) return reject(new IntegrityError(name, AUTH_FAILED));
+      try {
+        resolve(finishOpen(name, trailer, bucket, dst));
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
 }
 
 /** The padding bucket of a stored object of `size` bytes (not checked: {@link openObjectInto} does). */

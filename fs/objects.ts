@@ -17,6 +17,7 @@ import {
   idName,
   newId,
   objectSize,
+  sealObjectAsync,
   sealObjectInto,
 } from './format.js';
 import type { ObjectStore } from './store.js';
@@ -26,6 +27,8 @@ import { FsErrno } from './errors.js';
 interface InFlight {
   data: Buffer;
   size: number;
+  /** Resolves once `data` holds the sealed object (at once for a synchronous seal). */
+  sealed: Promise<void>;
   done: Promise<void>;
 }
 
@@ -49,6 +52,8 @@ export class ObjectIO {
   private settledNames: string[] = [];
   private settledBytes = 0;
   private earlySync: Promise<void> | null = null;
+  /** Seals running on the threadpool ({@link writeAsync}). */
+  private sealing = new Set<Promise<void>>();
 
   /**
    * @param limit bytes of puts in flight before {@link room} makes writers wait
@@ -72,20 +77,64 @@ export class ObjectIO {
     const size = objectSize(bucketFor(payload.length));
     const buf = this.pool.take(size);
     const { ref } = sealObjectInto(buf, epoch, key, kind, newId(), binding, payload);
-    const name = idName(ref.id);
-    const entry: InFlight = { data: buf, size, done: Promise.resolve() };
-    this.inflight.set(name, entry);
-    this.inflightBytes += size;
-    entry.done = this.store.put(name, buf.subarray(0, size)).then(
-      () => this.settle(name, entry),
+    this.start(idName(ref.id), buf, size, Promise.resolve());
+    return ref;
+  }
+
+  /**
+   * {@link write} with the sealing on the libuv threadpool: the ref comes
+   * back at once, but its tag is valid only once `sealed` resolves, and
+   * `payload` must stay untouched until then (the caller owns it again
+   * afterwards). The put starts when the seal is done. Readers of the
+   * object wait for the seal ({@link fetch}); a commit waits for every seal
+   * through {@link sealed} before it writes any tag into a tree node.
+   */
+  writeAsync(
+    epoch: number,
+    key: Buffer,
+    kind: Kind,
+    binding: Binding,
+    payload: Buffer,
+  ): { ref: Ref; sealed: Promise<void> } {
+    this.assertHealthy();
+    const size = objectSize(bucketFor(payload.length));
+    const buf = this.pool.take(size);
+    const { ref, sealed } = sealObjectAsync(buf, epoch, key, kind, newId(), binding, payload);
+    this.sealing.add(sealed);
+    const settled = sealed.then(
+      () => {
+        this.sealing.delete(sealed);
+      },
       (e: Error) => {
+        this.sealing.delete(sealed);
         this.failure ??= e;
-        this.settle(name, entry);
+        throw e;
       },
     );
+    this.start(idName(ref.id), buf, size, settled);
+    return { ref, sealed: settled };
+  }
+
+  private start(name: string, buf: Buffer, size: number, sealed: Promise<void>): void {
+    const entry: InFlight = { data: buf, size, sealed, done: Promise.resolve() };
+    this.inflight.set(name, entry);
+    this.inflightBytes += size;
+    entry.done = sealed
+      .then(() => this.store.put(name, buf.subarray(0, size)))
+      .then(
+        () => this.settle(name, entry),
+        (e: Error) => {
+          this.failure ??= e;
+          this.settle(name, entry);
+        },
+      );
     this.unsynced.push(name);
     this.written++;
-    return ref;
+  }
+
+  /** Resolves once every seal started so far is done (rejects if one failed). */
+  async sealed(): Promise<void> {
+    while (this.sealing.size > 0) await Promise.all([...this.sealing]);
   }
 
   /** Throws what writers get once a put failed: ENOSPC for a full provider (docs/storage.md), else EIO. */
@@ -169,21 +218,32 @@ export class ObjectIO {
 
   /**
    * Fetches the stored bytes of `name` (at most `maxSize` are accepted; a
-   * longer blob arrives as `maxSize + 1` bytes) and passes them to `use`,
-   * synchronously, before the buffer is reused; null = no such object. An
-   * object whose put is in flight comes from memory.
+   * longer blob arrives as `maxSize + 1` bytes) and passes them to `use`;
+   * null = no such object. The buffer is reused once `use` (or the promise
+   * it returns) settles. An object whose put is in flight comes from memory
+   * (`fromMemory`): that buffer is only safe to read synchronously, as the
+   * put's completion recycles it.
    */
-  async fetch<T>(name: string, maxSize: number, use: (data: Buffer | null) => T): Promise<T> {
+  async fetch<T>(
+    name: string,
+    maxSize: number,
+    use: (data: Buffer | null, fromMemory: boolean) => T | Promise<T>,
+  ): Promise<T> {
     const f = this.inflight.get(name);
-    if (f) return use(f.data.subarray(0, f.size));
+    if (f) {
+      // Its buffer is given back only when the put settles, which is never
+      // before the seal plus a store round trip: it is still ours here.
+      await f.sealed;
+      if (this.inflight.get(name) === f) return use(f.data.subarray(0, f.size), true);
+    }
     if (!this.store.getInto) {
       const data = await this.store.get(name);
-      return use(data && data.length > maxSize ? data.subarray(0, maxSize + 1) : data);
+      return use(data && data.length > maxSize ? data.subarray(0, maxSize + 1) : data, false);
     }
     const buf = this.pool.take(maxSize + 1);
     try {
       const n = await this.store.getInto(name, buf);
-      return use(n === null ? null : buf.subarray(0, n));
+      return await use(n === null ? null : buf.subarray(0, n), false);
     } finally {
       this.pool.give(buf);
     }

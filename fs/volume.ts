@@ -31,6 +31,7 @@ import {
   objectBucket,
   objectSize,
   openObject,
+  openObjectAsync,
   openObjectInto,
   sealObject,
   TAG_LEN,
@@ -439,7 +440,7 @@ export class Volume {
     const name = idName(ref.id);
     const b: Binding = { owner, level: 0, index };
     const max = objectSize(CHUNK_SIZE);
-    return this.io.fetch(name, max, (data) => {
+    return this.io.fetch(name, max, async (data, fromMemory) => {
       try {
         if (!data) throw new IntegrityError(name, 'missing (deleted by the provider?)');
         if (data.length > max)
@@ -447,7 +448,11 @@ export class Volume {
         // openObjectInto checks the size before it touches the buffer.
         const buf = this.chunkBuf(Math.min(CHUNK_SIZE, Math.max(0, objectBucket(data.length))));
         try {
-          return { buf, len: openObjectInto(this.keyLookup, Kind.Chunk, ref, b, data, buf) };
+          // Off this thread unless the bytes are an in-flight put's (see fetch).
+          const len = fromMemory
+            ? openObjectInto(this.keyLookup, Kind.Chunk, ref, b, data, buf)
+            : await openObjectAsync(this.keyLookup, Kind.Chunk, ref, b, data, buf);
+          return { buf, len };
         } catch (e) {
           this.freeChunkBuf(buf);
           throw e;
@@ -466,6 +471,19 @@ export class Volume {
     const ref = this.io.write(epoch, this.keyring.key(epoch)!, kind, b, payload);
     this.counters.objectsWritten++;
     return ref;
+  }
+
+  /** {@link writeObject} sealing on the threadpool: see ObjectIO.writeAsync for what waits on `sealed`. */
+  private writeObjectAsync(
+    kind: Kind,
+    b: Binding,
+    payload: Buffer,
+  ): { ref: Ref; sealed: Promise<void> } {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const epoch = this.sb.epoch;
+    const r = this.io.writeAsync(epoch, this.keyring.key(epoch)!, kind, b, payload);
+    this.counters.objectsWritten++;
+    return r;
   }
 
   // ---- inodes --------------------------------------------------------------
@@ -965,26 +983,33 @@ export class Volume {
   /**
    * Seals dirty chunk `i` of `n` as a new object (put in the background) and
    * points the tree at it; `keep`: the chunk stays cached (clean), else it is
-   * dropped (it reloads, verified, if it is read).
+   * dropped (it reloads, verified, if it is read). A dropped chunk's buffer
+   * belongs to the seal, so that one runs on the threadpool
+   * (ObjectIO.writeAsync) and the buffer is recycled when it is done; a
+   * kept one stays writable, so it is sealed here and now.
    */
   private async sealChunk(n: Inode, i: number, c: Chunk, keep = true): Promise<void> {
-    const ref =
-      c.len > 0
-        ? this.writeObject(
-            Kind.Chunk,
-            { owner: n.rec.ino, level: 0, index: i },
-            c.buf.subarray(0, c.len),
-          )
-        : null;
+    let ref: Ref | null = null;
+    let sealing: Promise<void> | null = null;
+    if (c.len > 0) {
+      const b: Binding = { owner: n.rec.ino, level: 0, index: i };
+      const payload = c.buf.subarray(0, c.len);
+      if (keep) ref = this.writeObject(Kind.Chunk, b, payload);
+      else ({ ref, sealed: sealing } = this.writeObjectAsync(Kind.Chunk, b, payload));
+    }
     const old = await n.tree.get(i);
     if (old) this.garbage.push(old);
     await n.tree.set(i, ref);
     this.makeClean(c);
     if (c.len === 0 || !keep) {
-      if (n.chunks.get(i) === c) {
-        n.chunks.delete(i);
-        this.freeChunkBuf(c.buf);
-      }
+      if (n.chunks.get(i) === c) n.chunks.delete(i);
+      const buf = c.buf;
+      if (sealing)
+        sealing.then(
+          () => this.freeChunkBuf(buf),
+          () => {},
+        );
+      else this.freeChunkBuf(buf);
       return;
     }
     this.cleanBytes += c.buf.length;
@@ -1082,6 +1107,9 @@ export class Volume {
       return { durable: this.lastDurable };
     try {
       await this.flushLocked();
+      // Tree nodes pin their children's tags: every threadpool seal must be
+      // done before the first node is encoded.
+      await this.io.sealed();
       for (const n of this.inodes.values()) {
         if (n.dirDirty && n.dir) {
           await n.tree.clear((r) => this.garbage.push(r));

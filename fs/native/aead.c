@@ -7,22 +7,19 @@
  * buffer per update, and on a virtual machine the page faults of that memory
  * cost more than the AES itself.
  *
- * It uses the OpenSSL that Node is built with and exports (headers from
- * Node's include folder), so it links against nothing else. Everything is
- * synchronous and touches only its arguments and per-environment state, so
- * worker threads may load it too.
+ * seal/open run on the calling thread with a per-environment context (so
+ * worker threads may load the addon too). sealAsync/openAsync do the same
+ * work as a libuv threadpool job with a context of their own: the mount
+ * daemon answers the kernel on one JS thread, and a 256 KiB chunk sealed
+ * there is time in which no other request is served. The small inputs (key,
+ * id, info, nonce, AAD, sealed tail) are copied into the job, so the caller
+ * may reuse or wipe them at once; the large buffers stay referenced until
+ * the callback.
  *
- * It also offers whole-object file I/O for fs/store.ts (putFile, getFile):
- * open + write/read loop (+ fdatasync) + close as ONE libuv threadpool job
- * instead of three or four, each of which costs the event loop a crossing, a
- * promise and a wake-up -- at one object per 256 KiB, that was a third of
- * the mount daemon's busy time during a sequential write (docs/storage.md,
- * "Speed").
+ * It uses the OpenSSL that Node is built with and exports (headers from
+ * Node's include folder), so it links against nothing else.
  */
-#include <node_api.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include "fsnative.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
@@ -36,9 +33,16 @@
 #define NONCE_LEN 12
 #define TAG_LEN 16
 #define SHA256_LEN 32
+/* Bounds of the small inputs a job copies (the format uses 17, 45 and 4 bytes). */
+#define MAX_INFO 256
+#define MAX_AAD 256
+#define MAX_TAIL 64
 /* Zero padding is encrypted from this read-only block, a piece at a time. */
 #define ZERO_PIECE 65536
 static const unsigned char zeros[ZERO_PIECE];
+
+/* The addon's exports are versioned: fs/native/aead.ts loads only its own. */
+#define ADDON_VERSION 3
 
 typedef struct {
   EVP_CIPHER_CTX *ctx;
@@ -52,25 +56,30 @@ static void state_free(napi_env env, void *data, void *hint) {
   free(s);
 }
 
-static int throw_type(napi_env env, const char *msg) {
+int fs_throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
   return 0;
 }
 
-/* Buffer (or any TypedArray) argument `i` as bytes; `want` >= 0 demands that length. */
-static int bytes_arg(napi_env env, napi_value v, long want, unsigned char **p, size_t *len,
-                     const char *what) {
+int fs_bytes_arg(napi_env env, napi_value v, long want, unsigned char **p, size_t *len,
+                 const char *what) {
   bool is;
-  if (napi_is_buffer(env, v, &is) != napi_ok || !is) return throw_type(env, what);
+  if (napi_is_buffer(env, v, &is) != napi_ok || !is) return fs_throw_type(env, what);
   void *data;
-  if (napi_get_buffer_info(env, v, &data, len) != napi_ok) return throw_type(env, what);
-  if (want >= 0 && *len != (size_t)want) return throw_type(env, what);
+  if (napi_get_buffer_info(env, v, &data, len) != napi_ok) return fs_throw_type(env, what);
+  if (want >= 0 && *len != (size_t)want) return fs_throw_type(env, what);
   *p = data;
   return 1;
 }
 
+int fs_fn_arg(napi_env env, napi_value v, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_function) return fs_throw_type(env, what);
+  return 1;
+}
+
 static int u32_arg(napi_env env, napi_value v, uint32_t *out, const char *what) {
-  if (napi_get_value_uint32(env, v, out) != napi_ok) return throw_type(env, what);
+  if (napi_get_value_uint32(env, v, out) != napi_ok) return fs_throw_type(env, what);
   return 1;
 }
 
@@ -80,13 +89,136 @@ static int object_key(const unsigned char *ikm, const unsigned char *salt, const
   unsigned char prk[SHA256_LEN];
   unsigned int n = 0;
   if (!HMAC(EVP_sha256(), salt, ID_LEN, ikm, KEY_LEN, prk, &n) || n != SHA256_LEN) return 0;
-  unsigned char block[256 + 1];
-  if (info_len > 256) return 0;
+  unsigned char block[MAX_INFO + 1];
+  if (info_len > MAX_INFO) return 0;
   memcpy(block, info, info_len);
   block[info_len] = 0x01;
   int ok = HMAC(EVP_sha256(), prk, SHA256_LEN, block, info_len + 1, out, &n) && n == SHA256_LEN;
   OPENSSL_cleanse(prk, sizeof prk);
   return ok;
+}
+
+/* What one seal or open works on: pointers into the caller's buffers. */
+typedef struct {
+  const unsigned char *ek, *id, *info, *nonce, *aad;
+  size_t infol, aadl;
+  /* seal: payload (pl bytes), then pad zero bytes, then tail (tl bytes) -> out (+ tag).
+   * open: ct (pl + tl bytes) -> out (pl bytes) and tail (tl bytes), checked against tag. */
+  const unsigned char *in;
+  size_t pl;
+  uint32_t pad;
+  unsigned char *tail;
+  size_t tl;
+  unsigned char *out;
+  unsigned char tag[TAG_LEN];
+} aead_args;
+
+/* Encrypts per `a` into a->out, the tag right after the ciphertext. 1 = done. */
+static int seal_core(EVP_CIPHER_CTX *c, const aead_args *a) {
+  unsigned char key[KEY_LEN];
+  int ok = object_key(a->ek, a->id, a->info, a->infol, key);
+  int n = 0;
+  unsigned char *o = a->out;
+  ok = ok && EVP_CIPHER_CTX_reset(c) &&
+       EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
+       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) &&
+       EVP_EncryptInit_ex(c, NULL, NULL, key, a->nonce) &&
+       EVP_EncryptUpdate(c, NULL, &n, a->aad, (int)a->aadl);
+  OPENSSL_cleanse(key, sizeof key);
+  if (ok && a->pl) {
+    ok = EVP_EncryptUpdate(c, o, &n, a->in, (int)a->pl);
+    o += n;
+  }
+  for (uint32_t left = a->pad; ok && left > 0;) {
+    int k = left > ZERO_PIECE ? ZERO_PIECE : (int)left;
+    ok = EVP_EncryptUpdate(c, o, &n, zeros, k);
+    o += n;
+    left -= (uint32_t)k;
+  }
+  if (ok && a->tl) {
+    ok = EVP_EncryptUpdate(c, o, &n, a->tail, (int)a->tl);
+    o += n;
+  }
+  ok = ok && EVP_EncryptFinal_ex(c, o, &n);
+  o += ok ? n : 0;
+  return ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, o);
+}
+
+/* Decrypts and verifies per `a`; 1 = authentic. Anything else wipes both outputs. */
+static int open_core(EVP_CIPHER_CTX *c, aead_args *a) {
+  unsigned char key[KEY_LEN];
+  int ok = object_key(a->ek, a->id, a->info, a->infol, key);
+  int n = 0;
+  ok = ok && EVP_CIPHER_CTX_reset(c) &&
+       EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
+       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) &&
+       EVP_DecryptInit_ex(c, NULL, NULL, key, a->nonce) &&
+       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, a->tag) &&
+       EVP_DecryptUpdate(c, NULL, &n, a->aad, (int)a->aadl);
+  OPENSSL_cleanse(key, sizeof key);
+  if (ok && a->pl) ok = EVP_DecryptUpdate(c, a->out, &n, a->in, (int)a->pl) && (size_t)n == a->pl;
+  if (ok && a->tl)
+    ok = EVP_DecryptUpdate(c, a->tail, &n, a->in + a->pl, (int)a->tl) && (size_t)n == a->tl;
+  unsigned char fin[16];
+  int verified = ok && EVP_DecryptFinal_ex(c, fin, &n) > 0;
+  if (!verified) {
+    OPENSSL_cleanse(a->out, a->pl);
+    OPENSSL_cleanse(a->tail, a->tl);
+  }
+  return verified;
+}
+
+/*
+ * Reads seal's arguments (epochKey, id, info, nonce, aad, payload, pad, tail,
+ * out, off) or open's (epochKey, id, info, nonce, aad, ct, tag, out, tail).
+ * 0 after a throw.
+ */
+static int parse_args(napi_env env, napi_value *argv, int opening, aead_args *a) {
+  unsigned char *ek, *id, *inf, *nonce, *aad, *in, *out, *tail;
+  size_t ekl, idl, nl, inl, outl;
+  if (!fs_bytes_arg(env, argv[0], KEY_LEN, &ek, &ekl, "epoch key must be a 32-byte Buffer") ||
+      !fs_bytes_arg(env, argv[1], ID_LEN, &id, &idl, "id must be a 16-byte Buffer") ||
+      !fs_bytes_arg(env, argv[2], -1, &inf, &a->infol, "info must be a Buffer") ||
+      !fs_bytes_arg(env, argv[3], NONCE_LEN, &nonce, &nl, "nonce must be a 12-byte Buffer") ||
+      !fs_bytes_arg(env, argv[4], -1, &aad, &a->aadl, "aad must be a Buffer") ||
+      !fs_bytes_arg(env, argv[5], -1, &in, &inl, opening ? "ct must be a Buffer" : "payload must be a Buffer"))
+    return 0;
+  if (a->infol > MAX_INFO || a->aadl > MAX_AAD) return fs_throw_type(env, "info or aad is too long");
+  a->ek = ek;
+  a->id = id;
+  a->info = inf;
+  a->nonce = nonce;
+  a->aad = aad;
+  a->in = in;
+  if (opening) {
+    unsigned char *tag;
+    size_t tagl;
+    if (!fs_bytes_arg(env, argv[6], TAG_LEN, &tag, &tagl, "tag must be a 16-byte Buffer") ||
+        !fs_bytes_arg(env, argv[7], -1, &out, &outl, "out must be a Buffer") ||
+        !fs_bytes_arg(env, argv[8], -1, &tail, &a->tl, "tail must be a Buffer"))
+      return 0;
+    if (inl != outl + a->tl || inl > INT32_MAX)
+      return fs_throw_type(env, "ct must be exactly out.length + tail.length bytes");
+    memcpy(a->tag, tag, TAG_LEN);
+    a->pl = outl;
+    a->out = out;
+    a->tail = tail;
+    a->pad = 0;
+    return 1;
+  }
+  uint32_t off;
+  if (!u32_arg(env, argv[6], &a->pad, "pad must be a uint32") ||
+      !fs_bytes_arg(env, argv[7], -1, &tail, &a->tl, "tail must be a Buffer") ||
+      !fs_bytes_arg(env, argv[8], -1, &out, &outl, "out must be a Buffer") ||
+      !u32_arg(env, argv[9], &off, "off must be a uint32"))
+    return 0;
+  uint64_t need = (uint64_t)off + inl + a->pad + a->tl + TAG_LEN;
+  if (need > outl || inl > INT32_MAX || a->tl > MAX_TAIL)
+    return fs_throw_type(env, "out is too small for the sealed object");
+  a->pl = inl;
+  a->tail = tail;
+  a->out = out + off;
+  return 1;
 }
 
 static aead_state *state(napi_env env) {
@@ -97,257 +229,126 @@ static aead_state *state(napi_env env) {
 
 /*
  * seal(epochKey, id, info, nonce, aad, payload, pad, tail, out, off)
- * Encrypts payload || pad zero bytes || tail into out[off...], then the
- * 16-byte tag right after the ciphertext.
+ *   Encrypts payload || pad zero bytes || tail into out[off...], then the
+ *   16-byte tag right after the ciphertext.
+ * open(epochKey, id, info, nonce, aad, ct, tag, out, tail) -> boolean
+ *   Decrypts ct into out (its first out.length bytes) and tail (the rest),
+ *   and verifies the tag. On failure both are wiped and false is returned.
  */
-static napi_value seal(napi_env env, napi_callback_info info) {
+static napi_value aead_sync(napi_env env, napi_callback_info info, int opening) {
+  size_t want = opening ? 9 : 10;
   size_t argc = 10;
   napi_value argv[10];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 10) {
-    throw_type(env, "seal needs 10 arguments");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    fs_throw_type(env, opening ? "open needs 9 arguments" : "seal needs 10 arguments");
     return NULL;
   }
-  unsigned char *ek, *id, *inf, *nonce, *aad, *payload, *tail, *out;
-  size_t ekl, idl, infl, nl, aadl, pl, tl, outl;
-  uint32_t pad, off;
-  if (!bytes_arg(env, argv[0], KEY_LEN, &ek, &ekl, "epoch key must be a 32-byte Buffer") ||
-      !bytes_arg(env, argv[1], ID_LEN, &id, &idl, "id must be a 16-byte Buffer") ||
-      !bytes_arg(env, argv[2], -1, &inf, &infl, "info must be a Buffer") ||
-      !bytes_arg(env, argv[3], NONCE_LEN, &nonce, &nl, "nonce must be a 12-byte Buffer") ||
-      !bytes_arg(env, argv[4], -1, &aad, &aadl, "aad must be a Buffer") ||
-      !bytes_arg(env, argv[5], -1, &payload, &pl, "payload must be a Buffer") ||
-      !u32_arg(env, argv[6], &pad, "pad must be a uint32") ||
-      !bytes_arg(env, argv[7], -1, &tail, &tl, "tail must be a Buffer") ||
-      !bytes_arg(env, argv[8], -1, &out, &outl, "out must be a Buffer") ||
-      !u32_arg(env, argv[9], &off, "off must be a uint32"))
-    return NULL;
-  uint64_t need = (uint64_t)off + pl + pad + tl + TAG_LEN;
-  if (need > outl || pl > INT32_MAX || tl > INT32_MAX || aadl > INT32_MAX) {
-    throw_type(env, "out is too small for the sealed object");
-    return NULL;
-  }
+  aead_args a;
+  if (!parse_args(env, argv, opening, &a)) return NULL;
   aead_state *s = state(env);
-  unsigned char key[KEY_LEN];
-  int ok = s && object_key(ek, id, inf, infl, key);
-  EVP_CIPHER_CTX *c = ok ? s->ctx : NULL;
-  int n = 0;
-  unsigned char *o = out + off;
-  ok = ok && EVP_CIPHER_CTX_reset(c) &&
-       EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
-       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) &&
-       EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) &&
-       EVP_EncryptUpdate(c, NULL, &n, aad, (int)aadl);
-  OPENSSL_cleanse(key, sizeof key);
-  if (ok && pl) {
-    ok = EVP_EncryptUpdate(c, o, &n, payload, (int)pl);
-    o += n;
+  int ok = s && (opening ? open_core(s->ctx, &a) : seal_core(s->ctx, &a));
+  if (opening) {
+    napi_value r;
+    napi_get_boolean(env, ok, &r);
+    return r;
   }
-  for (uint32_t left = pad; ok && left > 0;) {
-    int k = left > ZERO_PIECE ? ZERO_PIECE : (int)left;
-    ok = EVP_EncryptUpdate(c, o, &n, zeros, k);
-    o += n;
-    left -= (uint32_t)k;
-  }
-  if (ok && tl) {
-    ok = EVP_EncryptUpdate(c, o, &n, tail, (int)tl);
-    o += n;
-  }
-  ok = ok && EVP_EncryptFinal_ex(c, o, &n);
-  o += ok ? n : 0;
-  ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, o);
-  if (!ok) {
-    napi_throw_error(env, "ERR_CRYPTO", "AES-256-GCM seal failed");
-    return NULL;
-  }
+  if (!ok) napi_throw_error(env, "ERR_CRYPTO", "AES-256-GCM seal failed");
   return NULL;
 }
 
-/*
- * open(epochKey, id, info, nonce, aad, ct, tag, out, tail) -> boolean
- * Decrypts ct into out (its first out.length bytes) and tail (the rest),
- * and verifies the tag. On failure both are wiped and false is returned.
- */
-static napi_value open_(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9) {
-    throw_type(env, "open needs 9 arguments");
-    return NULL;
-  }
-  unsigned char *ek, *id, *inf, *nonce, *aad, *ct, *tag, *out, *tail;
-  size_t ekl, idl, infl, nl, aadl, ctl, tagl, outl, tl;
-  if (!bytes_arg(env, argv[0], KEY_LEN, &ek, &ekl, "epoch key must be a 32-byte Buffer") ||
-      !bytes_arg(env, argv[1], ID_LEN, &id, &idl, "id must be a 16-byte Buffer") ||
-      !bytes_arg(env, argv[2], -1, &inf, &infl, "info must be a Buffer") ||
-      !bytes_arg(env, argv[3], NONCE_LEN, &nonce, &nl, "nonce must be a 12-byte Buffer") ||
-      !bytes_arg(env, argv[4], -1, &aad, &aadl, "aad must be a Buffer") ||
-      !bytes_arg(env, argv[5], -1, &ct, &ctl, "ct must be a Buffer") ||
-      !bytes_arg(env, argv[6], TAG_LEN, &tag, &tagl, "tag must be a 16-byte Buffer") ||
-      !bytes_arg(env, argv[7], -1, &out, &outl, "out must be a Buffer") ||
-      !bytes_arg(env, argv[8], -1, &tail, &tl, "tail must be a Buffer"))
-    return NULL;
-  if (ctl != outl + tl || ctl > INT32_MAX || aadl > INT32_MAX) {
-    throw_type(env, "ct must be exactly out.length + tail.length bytes");
-    return NULL;
-  }
-  aead_state *s = state(env);
-  unsigned char key[KEY_LEN];
-  unsigned char t[TAG_LEN];
-  memcpy(t, tag, TAG_LEN);
-  int ok = s && object_key(ek, id, inf, infl, key);
-  EVP_CIPHER_CTX *c = ok ? s->ctx : NULL;
-  int n = 0;
-  ok = ok && EVP_CIPHER_CTX_reset(c) &&
-       EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
-       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) &&
-       EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) &&
-       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, t) &&
-       EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadl);
-  OPENSSL_cleanse(key, sizeof key);
-  if (ok && outl) ok = EVP_DecryptUpdate(c, out, &n, ct, (int)outl) && (size_t)n == outl;
-  if (ok && tl) ok = EVP_DecryptUpdate(c, tail, &n, ct + outl, (int)tl) && (size_t)n == tl;
-  unsigned char fin[16];
-  int verified = ok && EVP_DecryptFinal_ex(c, fin, &n) > 0;
-  if (!verified) {
-    OPENSSL_cleanse(out, outl);
-    OPENSSL_cleanse(tail, tl);
-  }
-  napi_value r;
-  napi_get_boolean(env, verified, &r);
-  return r;
-}
+static napi_value seal(napi_env env, napi_callback_info info) { return aead_sync(env, info, 0); }
+static napi_value open_(napi_env env, napi_callback_info info) { return aead_sync(env, info, 1); }
 
-/* ---- whole-object file I/O on the libuv threadpool ----------------------- */
+/* ---- the same on the libuv threadpool ------------------------------------ */
 
 typedef struct {
   napi_async_work work;
-  napi_ref buf_ref;
+  /* Keeps the large buffers (in, out, open's tail) alive until the callback. */
+  napi_ref refs[3];
   napi_ref cb_ref;
-  char *path;
-  unsigned char *data;
-  size_t len;
-  int write;   /* 1: putFile, 0: getFile */
-  int durable; /* putFile: fdatasync before close */
-  int err;     /* errno of the first failure, 0 = none */
-  size_t done; /* bytes written / read */
-} file_job;
+  int opening;
+  int ok;
+  aead_args a;
+  /* Copies of the small inputs; a.ek etc. point here. */
+  unsigned char ek[KEY_LEN], id[ID_LEN], nonce[NONCE_LEN];
+  unsigned char info[MAX_INFO], aad[MAX_AAD], tail[MAX_TAIL];
+} aead_job;
 
-static void file_execute(napi_env env, void *data) {
+static void job_execute(napi_env env, void *data) {
   (void)env;
-  file_job *j = data;
-  if (j->write) {
-    /* O_EXCL: object ids are fresh and never written twice (fs/store.ts). */
-    int fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      j->err = errno;
-      return;
-    }
-    while (j->done < j->len) {
-      ssize_t n = pwrite(fd, j->data + j->done, j->len - j->done, (off_t)j->done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        j->err = n < 0 ? errno : EIO;
-        break;
-      }
-      j->done += (size_t)n;
-    }
-    if (!j->err && j->durable && fdatasync(fd) != 0) j->err = errno;
-    if (close(fd) != 0 && !j->err) j->err = errno;
-    return;
-  }
-  int fd = open(j->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    j->err = errno;
-    return;
-  }
-  /* A regular file reads short only at its end: a short read is EOF. */
-  while (j->done < j->len) {
-    size_t ask = j->len - j->done;
-    ssize_t n = pread(fd, j->data + j->done, ask, (off_t)j->done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      j->err = errno;
-      break;
-    }
-    j->done += (size_t)n;
-    if ((size_t)n < ask) break;
-  }
-  close(fd);
+  aead_job *j = data;
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  j->ok = c && (j->opening ? open_core(c, &j->a) : seal_core(c, &j->a));
+  if (c) EVP_CIPHER_CTX_free(c);
 }
 
-static void file_complete(napi_env env, napi_status status, void *data) {
-  file_job *j = data;
-  napi_value cb, argv[2], undef;
+static void job_complete(napi_env env, napi_status status, void *data) {
+  aead_job *j = data;
+  napi_value cb, arg, undef;
   napi_get_reference_value(env, j->cb_ref, &cb);
-  int e = status == napi_cancelled ? ECANCELED : j->err;
-  napi_create_int32(env, e, &argv[0]);
-  napi_create_double(env, (double)j->done, &argv[1]);
+  napi_get_boolean(env, status == napi_ok && j->ok, &arg);
   napi_get_undefined(env, &undef);
-  napi_delete_reference(env, j->buf_ref);
+  for (int i = 0; i < 3; i++)
+    if (j->refs[i]) napi_delete_reference(env, j->refs[i]);
   napi_delete_reference(env, j->cb_ref);
   napi_delete_async_work(env, j->work);
-  free(j->path);
+  OPENSSL_cleanse(j->ek, sizeof j->ek);
   free(j);
-  napi_call_function(env, undef, cb, 2, argv, NULL);
+  napi_call_function(env, undef, cb, 1, &arg, NULL);
 }
 
-/* putFile(path, buf, durable, cb(errno, n)) / getFile(path, buf, cb(errno, n)) */
-static napi_value file_io(napi_env env, napi_callback_info info, int write) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  size_t want = write ? 4 : 3;
-  if (argc != want) {
-    throw_type(env, write ? "putFile(path, buf, durable, cb)" : "getFile(path, buf, cb)");
-    return NULL;
-  }
-  size_t plen;
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &plen) != napi_ok || plen == 0 ||
-      plen > 4095) {
-    throw_type(env, "path must be a non-empty string");
-    return NULL;
-  }
-  unsigned char *data;
-  size_t len;
-  if (!bytes_arg(env, argv[1], -1, &data, &len, "buf must be a Buffer")) return NULL;
-  bool durable = false;
-  if (write && napi_get_value_bool(env, argv[2], &durable) != napi_ok) {
-    throw_type(env, "durable must be a boolean");
+/* sealAsync(...seal's 10 arguments, cb(ok)) / openAsync(...open's 9, cb(ok)) */
+static napi_value aead_async(napi_env env, napi_callback_info info, int opening) {
+  size_t want = opening ? 10 : 11;
+  size_t argc = 11;
+  napi_value argv[11];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    fs_throw_type(env, opening ? "openAsync needs 10 arguments" : "sealAsync needs 11 arguments");
     return NULL;
   }
   napi_value cb = argv[want - 1];
-  napi_valuetype t;
-  if (napi_typeof(env, cb, &t) != napi_ok || t != napi_function) {
-    throw_type(env, "cb must be a function");
-    return NULL;
-  }
-  file_job *j = calloc(1, sizeof *j);
-  char *path = malloc(plen + 1);
-  if (!j || !path) {
-    free(j);
-    free(path);
+  if (!fs_fn_arg(env, cb, "cb must be a function")) return NULL;
+  aead_job *j = calloc(1, sizeof *j);
+  if (!j) {
     napi_throw_error(env, "ERR_MEMORY", "out of memory");
     return NULL;
   }
-  napi_get_value_string_utf8(env, argv[0], path, plen + 1, &plen);
-  j->path = path;
-  j->data = data;
-  j->len = len;
-  j->write = write;
-  j->durable = durable;
-  napi_value name;
-  napi_create_string_utf8(env, write ? "supernet.putFile" : "supernet.getFile", NAPI_AUTO_LENGTH,
-                          &name);
-  /* The buffer stays referenced (not collected) until the job completes. */
-  napi_create_reference(env, argv[1], 1, &j->buf_ref);
+  if (!parse_args(env, argv, opening, &j->a)) {
+    free(j);
+    return NULL;
+  }
+  aead_args *a = &j->a;
+  memcpy(j->ek, a->ek, KEY_LEN);
+  memcpy(j->id, a->id, ID_LEN);
+  memcpy(j->nonce, a->nonce, NONCE_LEN);
+  memcpy(j->info, a->info, a->infol);
+  memcpy(j->aad, a->aad, a->aadl);
+  a->ek = j->ek;
+  a->id = j->id;
+  a->nonce = j->nonce;
+  a->info = j->info;
+  a->aad = j->aad;
+  j->opening = opening;
+  /* in = argv[5], out = argv[7] (open) or argv[8] (seal); open's tail (argv[8]) is an output. */
+  napi_create_reference(env, argv[5], 1, &j->refs[0]);
+  napi_create_reference(env, argv[opening ? 7 : 8], 1, &j->refs[1]);
+  if (opening) {
+    napi_create_reference(env, argv[8], 1, &j->refs[2]);
+  } else {
+    memcpy(j->tail, a->tail, a->tl);
+    a->tail = j->tail;
+  }
   napi_create_reference(env, cb, 1, &j->cb_ref);
-  napi_create_async_work(env, NULL, name, file_execute, file_complete, j, &j->work);
+  napi_value name;
+  napi_create_string_utf8(env, opening ? "supernet.openAsync" : "supernet.sealAsync",
+                          NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return NULL;
 }
 
-static napi_value put_file(napi_env env, napi_callback_info info) { return file_io(env, info, 1); }
-static napi_value get_file(napi_env env, napi_callback_info info) { return file_io(env, info, 0); }
+static napi_value seal_async(napi_env env, napi_callback_info info) { return aead_async(env, info, 0); }
+static napi_value open_async(napi_env env, napi_callback_info info) { return aead_async(env, info, 1); }
 
 NAPI_MODULE_INIT() {
   aead_state *s = calloc(1, sizeof *s);
@@ -357,17 +358,18 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_set_instance_data(env, s, state_free, NULL);
-  napi_value fn;
-  napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &fn);
-  napi_set_named_property(env, exports, "seal", fn);
-  napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_, NULL, &fn);
-  napi_set_named_property(env, exports, "open", fn);
-  napi_create_function(env, "putFile", NAPI_AUTO_LENGTH, put_file, NULL, &fn);
-  napi_set_named_property(env, exports, "putFile", fn);
-  napi_create_function(env, "getFile", NAPI_AUTO_LENGTH, get_file, NULL, &fn);
-  napi_set_named_property(env, exports, "getFile", fn);
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {{"seal", seal},           {"open", open_},         {"sealAsync", seal_async},
+             {"openAsync", open_async}, {"putFile", fs_put_file}, {"getFile", fs_get_file}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value fn;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);
+    napi_set_named_property(env, exports, fns[i].name, fn);
+  }
   napi_value v;
-  napi_create_uint32(env, 2, &v);
+  napi_create_uint32(env, ADDON_VERSION, &v);
   napi_set_named_property(env, exports, "version", v);
   return exports;
 }

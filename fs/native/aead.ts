@@ -1,5 +1,5 @@
 /**
- * The filesystem's native AEAD (aead.c in this folder, built with
+ * The filesystem's native AEAD (aead.c and fileio.c in this folder, built with
  * `node-gyp rebuild -C fs/native` against this machine's Node headers into
  * `fs/native/build/Release/supernet_fs.node`). It seals and opens objects
  * into the caller's buffers; fs/format.ts uses it when it is built and falls
@@ -12,6 +12,33 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** seal's arguments: see {@link AeadAddon.seal}. */
+export type SealArgs = [
+  epochKey: Buffer,
+  id: Buffer,
+  info: Buffer,
+  nonce: Buffer,
+  aad: Buffer,
+  payload: Buffer,
+  pad: number,
+  tail: Buffer,
+  out: Buffer,
+  off: number,
+];
+
+/** open's arguments: see {@link AeadAddon.open}. */
+export type OpenArgs = [
+  epochKey: Buffer,
+  id: Buffer,
+  info: Buffer,
+  nonce: Buffer,
+  aad: Buffer,
+  ct: Buffer,
+  tag: Buffer,
+  out: Buffer,
+  tail: Buffer,
+];
+
 /** What aead.c exports. */
 export interface AeadAddon {
   version: number;
@@ -20,33 +47,23 @@ export interface AeadAddon {
    * HKDF-SHA256(ikm = epochKey, salt = id, info) into `out` at `off`,
    * followed by the 16-byte tag.
    */
-  seal(
-    epochKey: Buffer,
-    id: Buffer,
-    info: Buffer,
-    nonce: Buffer,
-    aad: Buffer,
-    payload: Buffer,
-    pad: number,
-    tail: Buffer,
-    out: Buffer,
-    off: number,
-  ): void;
+  seal(...args: SealArgs): void;
   /**
    * Decrypts `ct` into `out` (its first `out.length` bytes) and `tail` (the
    * rest) and verifies `tag`; false (and both wiped) when it does not verify.
    */
-  open(
-    epochKey: Buffer,
-    id: Buffer,
-    info: Buffer,
-    nonce: Buffer,
-    aad: Buffer,
-    ct: Buffer,
-    tag: Buffer,
-    out: Buffer,
-    tail: Buffer,
-  ): boolean;
+  open(...args: OpenArgs): boolean;
+  /**
+   * {@link seal} as a libuv threadpool job; `cb(true)` once `out` holds the
+   * object. The small arguments are copied at the call; `payload` and `out`
+   * must stay untouched until the callback.
+   */
+  sealAsync(...args: [...SealArgs, cb: (ok: boolean) => void]): void;
+  /**
+   * {@link open} as a libuv threadpool job; `cb(verified)`. `ct`, `out` and
+   * `tail` must stay untouched until the callback.
+   */
+  openAsync(...args: [...OpenArgs, cb: (verified: boolean) => void]): void;
   /**
    * On the libuv threadpool, as one job: creates `path` (O_EXCL, mode 0600),
    * writes all of `buf`, fdatasyncs when `durable`, closes. `cb(errno, n)`:
@@ -66,7 +83,7 @@ export interface AeadAddon {
 }
 
 const ADDON = join('fs', 'native', 'build', 'Release', 'supernet_fs.node');
-const ADDON_VERSION = 2;
+const ADDON_VERSION = 3;
 
 /** Finds the built addon above this module (dist/fs/native → package root). */
 function locate(): string | null {
