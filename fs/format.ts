@@ -295,13 +295,56 @@ export function sealObjectInto(
   return { ref: { id, tag, epoch }, size };
 }
 
+/** The native AEAD when it is in use ({@link aeadBackend}), for jobs that fold it into their I/O. */
+export function activeAead(): AeadAddon | null {
+  return native;
+}
+
+/**
+ * A seal whose AES-GCM runs elsewhere (a threadpool job of the native addon
+ * given {@link SealJob.args}): the clear header is already in `out`. The
+ * ref's tag is filled in by {@link SealJob.done}, called once the job has
+ * sealed: until then nothing may read the tag or `out`, and neither `out`
+ * nor `payload` may change.
+ */
+export interface SealJob {
+  ref: Ref;
+  size: number;
+  args: SealArgs;
+  done(): void;
+}
+
+/** Prepares a {@link SealJob}; null without the native addon. */
+export function sealJob(
+  out: Buffer,
+  epoch: number,
+  epochKey: Buffer,
+  kind: Kind,
+  id: Buffer,
+  binding: Binding,
+  payload: Buffer,
+): SealJob | null {
+  if (!native) return null;
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
+  const { bucket, size } = prepareSeal(out, epoch, kind, id, binding, payload, aad, trailer);
+  const tag = Buffer.alloc(TAG_LEN);
+  return {
+    ref: { id, tag, epoch },
+    size,
+    args: sealArgs(out, epochKey, id, payload, bucket, aad, trailer),
+    done: () => {
+      out.copy(tag, 0, size - TAG_LEN, size);
+    },
+  };
+}
+
 /**
  * {@link sealObjectInto} with the AES-GCM on the libuv threadpool (fs/native
  * sealAsync), so the caller's thread serves other work meanwhile. The ref is
- * returned at once, its `tag` filled in when `sealed` resolves: nothing may
- * read the tag, or the first `size` bytes of `out`, before then, and neither
- * `out` nor `payload` may change. Without the native addon it seals at once
- * (and `sealed` is already resolved).
+ * returned at once, its `tag` filled in when `sealed` resolves (see
+ * {@link SealJob}). Without the native addon it seals at once (and `sealed`
+ * is already resolved).
  */
 export function sealObjectAsync(
   out: Buffer,
@@ -312,24 +355,21 @@ export function sealObjectAsync(
   binding: Binding,
   payload: Buffer,
 ): { ref: Ref; size: number; sealed: Promise<void> } {
-  if (!native)
+  const job = sealJob(out, epoch, epochKey, kind, id, binding, payload);
+  if (!job)
     return {
       ...sealObjectInto(out, epoch, epochKey, kind, id, binding, payload),
       sealed: Promise.resolve(),
     };
-  const aad = Buffer.allocUnsafe(AAD_LEN);
-  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
-  const { bucket, size } = prepareSeal(out, epoch, kind, id, binding, payload, aad, trailer);
-  const tag = Buffer.alloc(TAG_LEN);
-  const addon = native;
+  const addon = native!;
   const sealed = new Promise<void>((resolve, reject) => {
-    addon.sealAsync(...sealArgs(out, epochKey, id, payload, bucket, aad, trailer), (ok) => {
+    addon.sealAsync(...job.args, (ok) => {
       if (!ok) return reject(new Error('AES-256-GCM seal failed'));
-      out.copy(tag, 0, size - TAG_LEN, size);
+      job.done();
       resolve();
     });
   });
-  return { ref: { id, tag, epoch }, size, sealed };
+  return { ref: job.ref, size: job.size, sealed };
 }
 
 /**
@@ -486,6 +526,56 @@ export function openObjectAsync(
       }
     });
   });
+}
+
+/**
+ * An open whose reading and AES-GCM run elsewhere, in one job of the native
+ * addon (getOpenFile): the job gets `key`, `aadRest` (the AAD after the
+ * object's clear header, which the job takes from the object it reads) and
+ * {@link OPEN_LAYOUT}, and decrypts into the caller's buffer and `trailer`.
+ * {@link OpenJob.finish} then checks the clear header and the pinned tag as
+ * {@link openObjectInto} does (authenticated or not, the object must be the
+ * one its parent pins) and returns the payload length; on any failure the
+ * plaintext is wiped and the error is the one openObjectInto would give.
+ */
+export interface OpenJob {
+  key: Buffer;
+  info: Buffer;
+  aadRest: Buffer;
+  trailer: Buffer;
+  finish(data: Buffer, verified: boolean, dst: Buffer): number;
+}
+
+/** Where the job finds an object's parts: header length, nonce offset, trailer length. */
+export const OPEN_LAYOUT = [HEADER_LEN, OFF_NONCE, LEN_TRAILER] as const;
+
+const NO_HEADER = Buffer.alloc(HEADER_LEN);
+
+/** Prepares an {@link OpenJob}; throws as openObjectInto does when there is no key for the ref's epoch. */
+export function openJob(keys: KeyLookup, kind: Kind, ref: Ref, binding: Binding): OpenJob {
+  const key = keys(ref.epoch);
+  if (!key) throw new IntegrityError(idName(ref.id), `no key for epoch ${ref.epoch}`);
+  const aad = Buffer.allocUnsafe(AAD_LEN);
+  writeAad(aad, NO_HEADER, ref.id, binding);
+  const trailer = Buffer.allocUnsafe(LEN_TRAILER);
+  return {
+    key,
+    info: OBJ_INFO,
+    aadRest: aad.subarray(HEADER_LEN),
+    trailer,
+    finish(data, verified, dst) {
+      let bucket: number;
+      let name: string;
+      try {
+        ({ bucket, name } = prepareOpen(keys, kind, ref, binding, data, dst, scratchAad));
+      } catch (e) {
+        if (verified) dst.fill(0, 0, Math.min(dst.length, Math.max(0, objectBucket(data.length))));
+        throw e;
+      }
+      if (!verified) throw new IntegrityError(name, AUTH_FAILED);
+      return finishOpen(name, trailer, bucket, dst);
+    },
+  };
 }
 
 /** The padding bucket of a stored object of `size` bytes (not checked: {@link openObjectInto} does). */

@@ -12,15 +12,22 @@
 import {
   type Binding,
   type Kind,
+  type KeyLookup,
   type Ref,
+  OPEN_LAYOUT,
+  activeAead,
   bucketFor,
   idName,
   newId,
   objectSize,
+  openJob,
+  openObjectAsync,
+  openObjectInto,
+  sealJob,
   sealObjectAsync,
   sealObjectInto,
 } from './format.js';
-import type { ObjectStore } from './store.js';
+import { type ObjectStore, sysError } from './store.js';
 import type { BufferPool } from './bufpool.js';
 import { FsErrno } from './errors.js';
 
@@ -99,7 +106,26 @@ export class ObjectIO {
     this.assertHealthy();
     const size = objectSize(bucketFor(payload.length));
     const buf = this.pool.take(size);
-    const { ref, sealed } = sealObjectAsync(buf, epoch, key, kind, newId(), binding, payload);
+    const id = newId();
+    const addon = activeAead();
+    const job =
+      this.store.objectPath && addon && sealJob(buf, epoch, key, kind, id, binding, payload);
+    let ref: Ref;
+    let sealed: Promise<void>;
+    let put: Promise<void> | null = null;
+    if (job) {
+      // A store of local files: seal and write in one threadpool job, so
+      // the tag is known when the object is written.
+      ref = job.ref;
+      const path = this.store.objectPath!(idName(ref.id));
+      put = sealed = new Promise<void>((resolve, reject) =>
+        addon.sealPutFile(path, false, ...job.args, job.size, (e) => {
+          if (e !== 0) return reject(sysError(e, 'write', path));
+          job.done();
+          resolve();
+        }),
+      );
+    } else ({ ref, sealed } = sealObjectAsync(buf, epoch, key, kind, id, binding, payload));
     this.sealing.add(sealed);
     const settled = sealed.then(
       () => {
@@ -111,23 +137,28 @@ export class ObjectIO {
         throw e;
       },
     );
-    this.start(idName(ref.id), buf, size, settled);
+    this.start(idName(ref.id), buf, size, settled, put);
     return { ref, sealed: settled };
   }
 
-  private start(name: string, buf: Buffer, size: number, sealed: Promise<void>): void {
+  /** Tracks an object from its seal to its stored copy; `put`: already storing it (else a store put follows the seal). */
+  private start(
+    name: string,
+    buf: Buffer,
+    size: number,
+    sealed: Promise<void>,
+    put: Promise<void> | null = null,
+  ): void {
     const entry: InFlight = { data: buf, size, sealed, done: Promise.resolve() };
     this.inflight.set(name, entry);
     this.inflightBytes += size;
-    entry.done = sealed
-      .then(() => this.store.put(name, buf.subarray(0, size)))
-      .then(
-        () => this.settle(name, entry),
-        (e: Error) => {
-          this.failure ??= e;
-          this.settle(name, entry);
-        },
-      );
+    entry.done = (put ?? sealed.then(() => this.store.put(name, buf.subarray(0, size)))).then(
+      () => this.settle(name, entry),
+      (e: Error) => {
+        this.failure ??= e;
+        this.settle(name, entry);
+      },
+    );
     this.unsynced.push(name);
     this.written++;
   }
@@ -247,5 +278,60 @@ export class ObjectIO {
     } finally {
       this.pool.give(buf);
     }
+  }
+
+  /**
+   * Fetches object `name` and opens it as `ref` pins it into `dst` (which
+   * must hold the largest bucket accepted: its length bounds the object),
+   * off the event loop: a store of local files reads and opens it in one
+   * threadpool job; others fetch, then open on the threadpool. Resolves to
+   * the payload length, or null when the object does not exist; an object
+   * that fails verification is an IntegrityError (dst wiped).
+   */
+  async fetchOpen(
+    name: string,
+    keys: KeyLookup,
+    kind: Kind,
+    ref: Ref,
+    binding: Binding,
+    dst: Buffer,
+  ): Promise<number | null> {
+    const max = objectSize(dst.length);
+    const addon = activeAead();
+    if (!this.inflight.has(name) && this.store.objectPath && addon) {
+      const job = openJob(keys, kind, ref, binding);
+      const path = this.store.objectPath(name);
+      const buf = this.pool.take(max + 1);
+      try {
+        const got = await new Promise<[number, boolean] | null>((resolve, reject) =>
+          addon.getOpenFile(
+            path,
+            buf,
+            job.key,
+            ref.id,
+            job.info,
+            job.aadRest,
+            ...OPEN_LAYOUT,
+            dst,
+            job.trailer,
+            (e, n, ok) => {
+              if (e === 0) resolve([n, ok]);
+              else if (sysError(e, 'read', path).code === 'ENOENT') resolve(null);
+              else reject(sysError(e, 'read', path));
+            },
+          ),
+        );
+        if (!got) return null;
+        return job.finish(buf.subarray(0, got[0]), got[1], dst);
+      } finally {
+        this.pool.give(buf);
+      }
+    }
+    return this.fetch(name, max, (data, fromMemory) => {
+      if (!data) return null;
+      // The bytes of an in-flight put may be recycled once it settles: open those at once.
+      if (fromMemory) return openObjectInto(keys, kind, ref, binding, data, dst);
+      return openObjectAsync(keys, kind, ref, binding, data, dst);
+    });
   }
 }

@@ -33,6 +33,14 @@ export interface ObjectStore {
    */
   getInto?(name: string, buf: Buffer): Promise<number | null>;
   /**
+   * Optional, for stores that keep each object in a local file: that file.
+   * The engine then reads or writes it itself, folding the object's AEAD
+   * into the same threadpool job (fs/objects.ts), with {@link put}'s
+   * semantics for objects: created in place with O_EXCL, mode 0600, not
+   * durable until {@link sync}.
+   */
+  objectPath?(name: string): string;
+  /**
    * Stores `data` under `name` so that readers see either nothing (or the
    * previous blob) or all of it, never a part. With `durable`, it is on
    * stable storage when the promise resolves; otherwise only after {@link sync}.
@@ -89,7 +97,7 @@ const fdatasync = (fd: number): Promise<void> =>
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fsc.constants;
 
 /** A Node-style error for an errno from the addon (code, errno, syscall, path). */
-function sysError(e: number, syscall: string, path: string): NodeJS.ErrnoException {
+export function sysError(e: number, syscall: string, path: string): NodeJS.ErrnoException {
   const code = getSystemErrorName(-e);
   const err: NodeJS.ErrnoException = new Error(`${code}: ${syscall} '${path}'`);
   err.code = code;
@@ -192,6 +200,11 @@ export class DirStore implements ObjectStore {
 
   private path(name: string): string {
     return SPECIAL.has(name) ? join(this.root, name) : join(this.objects, name);
+  }
+
+  objectPath(name: string): string {
+    if (!OBJ_NAME.test(name)) throw new Error(`not an object name: ${JSON.stringify(name)}`);
+    return join(this.objects, name);
   }
 
   async get(name: string): Promise<Buffer | null> {

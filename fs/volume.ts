@@ -28,11 +28,9 @@ import {
   encodeVolumeHeader,
   idName,
   keyCheck,
-  objectBucket,
+  bucketFor,
   objectSize,
   openObject,
-  openObjectAsync,
-  openObjectInto,
   sealObject,
   TAG_LEN,
   OFF_EPOCH,
@@ -431,7 +429,7 @@ export class Volume {
    * buffer of its bucket. `quiet` (read-ahead) neither logs nor counts a
    * failure: the read that needs the chunk loads it again and reports.
    */
-  private loadChunkObject(
+  private async loadChunkObject(
     owner: number,
     index: number,
     ref: Ref,
@@ -439,29 +437,24 @@ export class Volume {
   ): Promise<{ buf: Buffer; len: number }> {
     const name = idName(ref.id);
     const b: Binding = { owner, level: 0, index };
-    const max = objectSize(CHUNK_SIZE);
-    return this.io.fetch(name, max, async (data, fromMemory) => {
-      try {
-        if (!data) throw new IntegrityError(name, 'missing (deleted by the provider?)');
-        if (data.length > max)
-          throw new IntegrityError(name, `size ${data.length} exceeds a chunk object's`);
-        // openObjectInto checks the size before it touches the buffer.
-        const buf = this.chunkBuf(Math.min(CHUNK_SIZE, Math.max(0, objectBucket(data.length))));
-        try {
-          // Off this thread unless the bytes are an in-flight put's (see fetch).
-          const len = fromMemory
-            ? openObjectInto(this.keyLookup, Kind.Chunk, ref, b, data, buf)
-            : await openObjectAsync(this.keyLookup, Kind.Chunk, ref, b, data, buf);
-          return { buf, len };
-        } catch (e) {
-          this.freeChunkBuf(buf);
-          throw e;
-        }
-      } catch (e) {
-        if (e instanceof IntegrityError && !quiet) throw this.integrity(e, { ...b });
-        throw e;
-      }
-    });
+    const dst = this.chunkBuf(CHUNK_SIZE);
+    let len: number | null;
+    try {
+      len = await this.io.fetchOpen(name, this.keyLookup, Kind.Chunk, ref, b, dst);
+      if (len === null) throw new IntegrityError(name, 'missing (deleted by the provider?)');
+    } catch (e) {
+      this.freeChunkBuf(dst);
+      if (e instanceof IntegrityError && !quiet) throw this.integrity(e, { ...b });
+      throw e;
+    }
+    // A short chunk keeps a buffer of its bucket (zero beyond its length,
+    // as the cache requires), not a whole chunk's.
+    const bucket = bucketFor(Math.max(len, 1));
+    if (bucket >= CHUNK_SIZE) return { buf: dst, len };
+    const buf = this.chunkBuf(bucket);
+    dst.copy(buf, 0, 0, bucket);
+    this.freeChunkBuf(dst);
+    return { buf, len };
   }
 
   /** Seals `payload` as a new object; its put runs in the background (fs/objects.ts). */
@@ -1864,8 +1857,12 @@ export class Volume {
               }
               const i = stale[k]!;
               const c = await this.chunk(n, i, false);
-              if (c) this.makeDirty(n, i, c);
-              if (this.dirtyBytesNow > this.dirtyLimit) await this.flushLocked();
+              // Re-sealed at once and dropped, like a writer's full chunk:
+              // the seal runs on the threadpool, the next load meanwhile.
+              if (c) {
+                this.makeDirty(n, i, c);
+                await this.sealChunk(n, i, c, false);
+              }
               // Backpressure as for writers: puts in flight stay bounded
               // (they settle without the lock).
               if (this.io.crowded) await this.io.room();

@@ -28,21 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_LEN 32
-#define ID_LEN 16
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define SHA256_LEN 32
-/* Bounds of the small inputs a job copies (the format uses 17, 45 and 4 bytes). */
-#define MAX_INFO 256
-#define MAX_AAD 256
-#define MAX_TAIL 64
 /* Zero padding is encrypted from this read-only block, a piece at a time. */
 #define ZERO_PIECE 65536
 static const unsigned char zeros[ZERO_PIECE];
 
 /* The addon's exports are versioned: fs/native/aead.ts loads only its own. */
-#define ADDON_VERSION 3
+#define ADDON_VERSION 4
 
 typedef struct {
   EVP_CIPHER_CTX *ctx;
@@ -97,21 +88,6 @@ static int object_key(const unsigned char *ikm, const unsigned char *salt, const
   OPENSSL_cleanse(prk, sizeof prk);
   return ok;
 }
-
-/* What one seal or open works on: pointers into the caller's buffers. */
-typedef struct {
-  const unsigned char *ek, *id, *info, *nonce, *aad;
-  size_t infol, aadl;
-  /* seal: payload (pl bytes), then pad zero bytes, then tail (tl bytes) -> out (+ tag).
-   * open: ct (pl + tl bytes) -> out (pl bytes) and tail (tl bytes), checked against tag. */
-  const unsigned char *in;
-  size_t pl;
-  uint32_t pad;
-  unsigned char *tail;
-  size_t tl;
-  unsigned char *out;
-  unsigned char tag[TAG_LEN];
-} aead_args;
 
 /* Encrypts per `a` into a->out, the tag right after the ciphertext. 1 = done. */
 static int seal_core(EVP_CIPHER_CTX *c, const aead_args *a) {
@@ -173,7 +149,7 @@ static int open_core(EVP_CIPHER_CTX *c, aead_args *a) {
  * out, off) or open's (epochKey, id, info, nonce, aad, ct, tag, out, tail).
  * 0 after a throw.
  */
-static int parse_args(napi_env env, napi_value *argv, int opening, aead_args *a) {
+int fs_parse_aead(napi_env env, napi_value *argv, int opening, aead_args *a) {
   unsigned char *ek, *id, *inf, *nonce, *aad, *in, *out, *tail;
   size_t ekl, idl, nl, inl, outl;
   if (!fs_bytes_arg(env, argv[0], KEY_LEN, &ek, &ekl, "epoch key must be a 32-byte Buffer") ||
@@ -244,7 +220,7 @@ static napi_value aead_sync(napi_env env, napi_callback_info info, int opening) 
     return NULL;
   }
   aead_args a;
-  if (!parse_args(env, argv, opening, &a)) return NULL;
+  if (!fs_parse_aead(env, argv, opening, &a)) return NULL;
   aead_state *s = state(env);
   int ok = s && (opening ? open_core(s->ctx, &a) : seal_core(s->ctx, &a));
   if (opening) {
@@ -261,6 +237,33 @@ static napi_value open_(napi_env env, napi_callback_info info) { return aead_syn
 
 /* ---- the same on the libuv threadpool ------------------------------------ */
 
+void fs_aead_own(aead_owned *o, int copy_tail) {
+  aead_args *a = &o->a;
+  memcpy(o->ek, a->ek, KEY_LEN);
+  memcpy(o->id, a->id, ID_LEN);
+  memcpy(o->nonce, a->nonce, NONCE_LEN);
+  memcpy(o->info, a->info, a->infol);
+  memcpy(o->aad, a->aad, a->aadl);
+  a->ek = o->ek;
+  a->id = o->id;
+  a->nonce = o->nonce;
+  a->info = o->info;
+  a->aad = o->aad;
+  if (copy_tail) {
+    memcpy(o->tail, a->tail, a->tl);
+    a->tail = o->tail;
+  }
+}
+
+void fs_aead_disown(aead_owned *o) { OPENSSL_cleanse(o->ek, sizeof o->ek); }
+
+int fs_aead_run(aead_args *a, int opening) {
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  int ok = c && (opening ? open_core(c, a) : seal_core(c, a));
+  if (c) EVP_CIPHER_CTX_free(c);
+  return ok;
+}
+
 typedef struct {
   napi_async_work work;
   /* Keeps the large buffers (in, out, open's tail) alive until the callback. */
@@ -268,18 +271,13 @@ typedef struct {
   napi_ref cb_ref;
   int opening;
   int ok;
-  aead_args a;
-  /* Copies of the small inputs; a.ek etc. point here. */
-  unsigned char ek[KEY_LEN], id[ID_LEN], nonce[NONCE_LEN];
-  unsigned char info[MAX_INFO], aad[MAX_AAD], tail[MAX_TAIL];
+  aead_owned o;
 } aead_job;
 
 static void job_execute(napi_env env, void *data) {
   (void)env;
   aead_job *j = data;
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  j->ok = c && (j->opening ? open_core(c, &j->a) : seal_core(c, &j->a));
-  if (c) EVP_CIPHER_CTX_free(c);
+  j->ok = fs_aead_run(&j->o.a, j->opening);
 }
 
 static void job_complete(napi_env env, napi_status status, void *data) {
@@ -292,7 +290,7 @@ static void job_complete(napi_env env, napi_status status, void *data) {
     if (j->refs[i]) napi_delete_reference(env, j->refs[i]);
   napi_delete_reference(env, j->cb_ref);
   napi_delete_async_work(env, j->work);
-  OPENSSL_cleanse(j->ek, sizeof j->ek);
+  fs_aead_disown(&j->o);
   free(j);
   napi_call_function(env, undef, cb, 1, &arg, NULL);
 }
@@ -313,31 +311,17 @@ static napi_value aead_async(napi_env env, napi_callback_info info, int opening)
     napi_throw_error(env, "ERR_MEMORY", "out of memory");
     return NULL;
   }
-  if (!parse_args(env, argv, opening, &j->a)) {
+  if (!fs_parse_aead(env, argv, opening, &j->o.a)) {
     free(j);
     return NULL;
   }
-  aead_args *a = &j->a;
-  memcpy(j->ek, a->ek, KEY_LEN);
-  memcpy(j->id, a->id, ID_LEN);
-  memcpy(j->nonce, a->nonce, NONCE_LEN);
-  memcpy(j->info, a->info, a->infol);
-  memcpy(j->aad, a->aad, a->aadl);
-  a->ek = j->ek;
-  a->id = j->id;
-  a->nonce = j->nonce;
-  a->info = j->info;
-  a->aad = j->aad;
+  /* Seal's tail is an input (copied); open's is an output (referenced). */
+  fs_aead_own(&j->o, !opening);
   j->opening = opening;
-  /* in = argv[5], out = argv[7] (open) or argv[8] (seal); open's tail (argv[8]) is an output. */
+  /* in = argv[5], out = argv[7] (open) or argv[8] (seal), open's tail = argv[8]. */
   napi_create_reference(env, argv[5], 1, &j->refs[0]);
   napi_create_reference(env, argv[opening ? 7 : 8], 1, &j->refs[1]);
-  if (opening) {
-    napi_create_reference(env, argv[8], 1, &j->refs[2]);
-  } else {
-    memcpy(j->tail, a->tail, a->tl);
-    a->tail = j->tail;
-  }
+  if (opening) napi_create_reference(env, argv[8], 1, &j->refs[2]);
   napi_create_reference(env, cb, 1, &j->cb_ref);
   napi_value name;
   napi_create_string_utf8(env, opening ? "supernet.openAsync" : "supernet.sealAsync",
@@ -362,7 +346,8 @@ NAPI_MODULE_INIT() {
     const char *name;
     napi_callback fn;
   } fns[] = {{"seal", seal},           {"open", open_},         {"sealAsync", seal_async},
-             {"openAsync", open_async}, {"putFile", fs_put_file}, {"getFile", fs_get_file}};
+             {"openAsync", open_async}, {"putFile", fs_put_file}, {"getFile", fs_get_file},
+             {"sealPutFile", fs_seal_put_file}, {"getOpenFile", fs_get_open_file}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);

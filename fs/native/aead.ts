@@ -80,10 +80,43 @@ export interface AeadAddon {
    * it is full or the file ends, closes. `cb(errno, n)`.
    */
   getFile(path: string, buf: Buffer, cb: (errno: number, read: number) => void): void;
+  /**
+   * {@link seal} then {@link putFile} of `out[0, size)` (not durable unless
+   * asked), as one threadpool job. errno EIO when the seal failed.
+   */
+  sealPutFile(
+    ...args: [
+      path: string,
+      durable: boolean,
+      ...SealArgs,
+      size: number,
+      cb: (errno: number, written: number) => void,
+    ]
+  ): void;
+  /**
+   * {@link getFile} then, when the object read can be one, {@link open} of
+   * it into `out`/`tail`, as one threadpool job (the AAD is the object's
+   * first headerLen bytes followed by `aadRest`; fileio.c has the layout).
+   * `verified` is false when it did not authenticate (or was not opened).
+   */
+  getOpenFile(
+    path: string,
+    buf: Buffer,
+    epochKey: Buffer,
+    id: Buffer,
+    info: Buffer,
+    aadRest: Buffer,
+    headerLen: number,
+    nonceOff: number,
+    trailerLen: number,
+    out: Buffer,
+    tail: Buffer,
+    cb: (errno: number, read: number, verified: boolean) => void,
+  ): void;
 }
 
 const ADDON = join('fs', 'native', 'build', 'Release', 'supernet_fs.node');
-const ADDON_VERSION = 3;
+const ADDON_VERSION = 4;
 
 /** Finds the built addon above this module (dist/fs/native → package root). */
 function locate(): string | null {
