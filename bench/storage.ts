@@ -33,6 +33,15 @@ const execp = promisify(execFile);
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const log = stderrLogger('storage');
 
+/** Which of the two sequential targets the channel's own ceiling rules out, in words. */
+function ceilingNote(write: boolean, read: boolean): string {
+  if (!write && !read) return '';
+  const which = write && read ? 'both' : write ? 'the write' : 'the read';
+  const other =
+    write && read ? '' : `; the ${write ? 'read' : 'write'} target is within the channel's reach`;
+  return `: ${which === 'both' ? 'both are' : `${which} target is`} more than the channel itself carries on this machine, so no NFS client or filesystem above the channel can meet ${which === 'both' ? 'them' : 'it'} until the packet path (§Network) gets faster${other}`;
+}
+
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
@@ -313,7 +322,7 @@ Revocation: re-encryption of the mounted volume holding ${REVOKE_MIB} MiB (${r.r
 
 Reading the table: the libnfs row over the channel is what channel 0x123 itself leaves for NFS on this machine at that moment (every path is CPU-bound on the 2 cores, shared with whatever else runs); the gap between it and the Supernet fs row is the encrypting filesystem (§Filesystem measures it on a local disk) plus the built-in NFS client, whose raw put/get rate over the channel was measured at the same level as libnfs's (docs/nfs.md, Performance). Revocation moves every byte twice through the channel (read, re-encrypt, write), so it is bound by the slower of the two.
 
-The channel's ceiling, measured in the same run: one iperf3 TCP stream a1 → bigdisk1 over channel 0x123 carried ${f(r.iperfUp)} MiB/s, bigdisk1 → a1 ${f(r.iperfDown)} MiB/s. 0.7× raw nfs-cp is ${f(0.7 * r.rawWrite)} MiB/s write and ${f(0.7 * r.rawRead)} MiB/s read${0.7 * r.rawWrite > r.iperfUp || 0.7 * r.rawRead > r.iperfDown ? ': more than the channel itself carries on this machine, so no NFS client or filesystem above the channel can meet the sequential target until the packet path (§Network) gets faster' : ''}.
+The channel's ceiling, measured in the same run: one iperf3 TCP stream a1 → bigdisk1 over channel 0x123 carried ${f(r.iperfUp)} MiB/s, bigdisk1 → a1 ${f(r.iperfDown)} MiB/s. 0.7× raw nfs-cp is ${f(0.7 * r.rawWrite)} MiB/s write and ${f(0.7 * r.rawRead)} MiB/s read${ceilingNote(0.7 * r.rawWrite > r.iperfUp, 0.7 * r.rawRead > r.iperfDown)}.
 
 Targets: sequential ≥ 0.7× raw nfs-cp — ${seqMet ? 'met' : `**not met** (write ${ratio(r.fsWrite, r.rawWrite)}, read ${ratio(r.fsRead, r.rawRead)})`}; revocation of 1 GiB ≤ 15 s (scaled to ${REVOKE_MIB} MiB: ${f(15 * (REVOKE_MIB / 1024), 1)} s) — ${revMet ? 'met' : `**not met** (${f(r.revokeS, 1)} s)`}.
 `;

@@ -160,6 +160,8 @@ const EMPTY = Buffer.alloc(0);
 const MIN_CHUNK_BUF = 256;
 /** Chunk loads a rekey keeps in flight ahead of the one it re-seals. */
 const REKEY_WINDOW = 8;
+/** Chunks a rekey re-seals per hold of the write lock. */
+const REKEY_SLICE = 64;
 
 const pageOf = (ino: number): number => Math.floor(ino / INODES_PER_PAGE);
 const superHash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
@@ -1824,6 +1826,7 @@ export class Volume {
     // become durable in order, so a crash still resumes from a consistent
     // tree; the final commit below is awaited in full.
     let pending: Promise<void> = Promise.resolve();
+    let resealed = 0;
     const checkpoint = async (): Promise<void> => {
       const { durable } = await this.snapshotLocked(false);
       durable.catch(() => {}); // surfaced through `pending` below
@@ -1834,21 +1837,37 @@ export class Volume {
     for (const p of pages) {
       const inos = await this.lock.read(async () => [...(await this.loadPage(p))]);
       for (const ino of inos) {
-        await this.lock.write(async () => {
-          const n = this.inodes.get(ino);
-          if (!n) return;
-          const stale: number[] = [];
-          await n.tree.walk((r, i) => {
-            if (r.epoch !== target) stale.push(i);
-          });
-          if (n.isDir) {
-            await this.dirOf(n);
-            n.dirDirty = true;
-          } else {
+        // A file is re-sealed in slices of REKEY_SLICE chunks, each under the
+        // write lock: between slices the mount serves writers too (holding
+        // the lock for a whole large file stalled them for seconds), and
+        // every dirtyLimit bytes re-sealed end in a checkpoint, so a crash
+        // resumes near where it stopped. The stale list is taken once; a
+        // chunk rewritten since then is already under the new epoch and is
+        // merely sealed again, one truncated away is skipped.
+        let stale: number[] | null = null;
+        let k = 0;
+        let more = true;
+        while (more) {
+          more = await this.lock.write(async () => {
+            const n = this.inodes.get(ino);
+            if (!n) return false;
+            if (!stale) {
+              const found: number[] = [];
+              await n.tree.walk((r, i) => {
+                if (r.epoch !== target) found.push(i);
+              });
+              stale = found;
+              if (n.isDir) {
+                await this.dirOf(n);
+                n.dirDirty = true;
+                k = stale.length;
+              }
+            }
+            const end = Math.min(stale.length, k + REKEY_SLICE);
             // Reads pipelined: up to REKEY_WINDOW loads run ahead of the one
             // awaited (sequential awaits left the disk or link idle between
             // objects); the re-sealed chunks' puts run in the background.
-            for (let k = 0; k < stale.length; k++) {
+            for (; k < end; k++) {
               for (let a = k; a < Math.min(stale.length, k + REKEY_WINDOW); a++) {
                 const j = stale[a]!;
                 // A failure surfaces when chunk() awaits (or retries) it.
@@ -1861,19 +1880,27 @@ export class Volume {
               // the seal runs on the threadpool, the next load meanwhile.
               if (c) {
                 this.makeDirty(n, i, c);
+                resealed += c.buf.length;
                 await this.sealChunk(n, i, c, false);
               }
               // Backpressure as for writers: puts in flight stay bounded
               // (they settle without the lock).
               if (this.io.crowded) await this.io.room();
             }
-          }
-          done += stale.length;
-          if (await n.tree.hasNodeOutside(target)) await n.tree.touchAll();
-          this.markDirty(n);
-          if (this.dirtyBytesNow > this.dirtyLimit) await checkpoint();
-        });
-        progress(done, total);
+            const last = k >= stale.length;
+            if (last) {
+              if (await n.tree.hasNodeOutside(target)) await n.tree.touchAll();
+            }
+            this.markDirty(n);
+            if (resealed > this.dirtyLimit || this.dirtyBytesNow > this.dirtyLimit) {
+              resealed = 0;
+              await checkpoint();
+            }
+            return !last;
+          });
+          progress(done + k, total);
+        }
+        done += (stale as number[] | null)?.length ?? 0;
       }
       await this.lock.write(async () => {
         this.dirtyPages.add(p);
