@@ -136,7 +136,11 @@ export interface OpenArgs {
 /** Reads the volume id from the store's header (clear errors for "not a volume"). */
 export async function volumeIdOf(backing: string): Promise<string> {
   const store = await storeFor(backing);
-  return decodeVolumeHeader(await store.get('volume')).volumeId.toString('hex');
+  try {
+    return decodeVolumeHeader(await store.get('volume')).volumeId.toString('hex');
+  } finally {
+    store.close?.();
+  }
 }
 
 export async function resolveState(backing: string, stateDir?: string): Promise<StatePaths> {

@@ -57,6 +57,8 @@ export interface ObjectStore {
   /** Removes leftovers of interrupted puts. */
   sweepTemp(): Promise<number>;
   statfs(): Promise<StoreStat>;
+  /** Optional: releases what the store holds open (an NFS client's connections). */
+  close?(): void;
 }
 
 const OBJ_NAME = /^[0-9a-f]{32}$/;

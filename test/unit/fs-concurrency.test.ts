@@ -45,10 +45,10 @@ class GatedStore extends MemStore {
     }
   }
 
-  close(which: 'get' | 'put'): void {
+  shut(which: 'get' | 'put'): void {
     this.gates[which] = new Promise((r) => (this.openers[which] = r));
   }
-  open(which: 'get' | 'put'): void {
+  reopen(which: 'get' | 'put'): void {
     this.gates[which] = null;
     this.openers[which]();
   }
@@ -171,7 +171,7 @@ describe('fs volume engine: concurrency', () => {
 
   it('serves objects whose put is still running, and a commit waits for them', async () => {
     const { store, keys, anchor, v } = await fresh();
-    store.close('put');
+    store.shut('put');
     const data = pattern(6 * CHUNK_SIZE, 3);
     const fh = await v.create('/g', 0o644, 0, 0);
     // full chunks are sealed and put at once (write-behind), then leave the cache
@@ -187,7 +187,7 @@ describe('fs volume engine: concurrency', () => {
     // operations go on while the commit waits for its puts
     expect((await v.getattr('/g')).size).toBe(data.length);
     await writeAt(v, '/g', Buffer.from('tail'), data.length);
-    store.open('put');
+    store.reopen('put');
     await c;
     expect(committed).toBe(true);
     await v.close();
