@@ -4,8 +4,9 @@
  * plain directory, the Supernet fs, Debian's gocryptfs and CryFS; sequential
  * write (dd bs=1M, conv=fsync) and read (caches dropped) of N MiB, N small
  * files created and stat'ed, and untar + `ls -lR` + `rm -r` of a real source
- * tree (Node's C++ headers). Each workload runs `--runs` times on one mount
- * and the median counts (the machine is shared: single runs are noisy).
+ * tree (Node's C++ headers). Each workload runs `--runs` times on one mount,
+ * the targets taking turns run by run, and the median counts (the machine
+ * is shared: single runs are noisy).
  * Prints a table and replaces the `## Filesystem` section of
  * docs/benchmarks.md.
  */
@@ -173,58 +174,106 @@ interface Row {
   error?: string;
 }
 
-async function bench(t: Target, base: string, tarball: string): Promise<Row> {
-  const dir = join(base, t.name.replace(/\W+/g, '-'));
-  await mkdir(dir, { recursive: true });
-  const mnt = await t.setup(dir);
-  const w: number[] = [];
-  const r: number[] = [];
-  const s: number[] = [];
-  const tr: number[] = [];
+/** A mounted target and its timings so far. */
+interface Live {
+  t: Target;
+  mnt: string;
+  w: number[];
+  r: number[];
+  s: number[];
+  tr: number[];
+  error?: string;
+}
+
+/** One run of every workload on one target, its timings appended. */
+async function runOnce(l: Live, run: number, tarball: string): Promise<void> {
+  const { t, mnt } = l;
+  l.w.push(
+    await timed(() =>
+      sh(`dd if=/dev/zero of=${mnt}/big bs=1M count=${MIB} conv=fsync status=none`),
+    ),
+  );
+  await t.dropCaches(mnt);
+  l.r.push(await timed(() => sh(`dd if=${mnt}/big of=/dev/null bs=1M status=none`)));
+  await sh(`rm ${mnt}/big`);
+  const d = `${mnt}/small${run}`;
+  l.s.push(
+    await timed(() =>
+      execp(process.execPath, [
+        '-e',
+        `const fs=require('fs');const d=${JSON.stringify(d)};fs.mkdirSync(d);` +
+          `for(let i=0;i<${FILES};i++)fs.writeFileSync(d+'/f'+i,'small file '+i+'\\n');` +
+          `for(let i=0;i<${FILES};i++)fs.statSync(d+'/f'+i);`,
+      ]),
+    ),
+  );
+  const tree = `${mnt}/tree${run}`;
+  l.tr.push(
+    await timed(async () => {
+      await sh(`mkdir ${tree} && tar -xf ${tarball} -C ${tree}`);
+      await sh(`ls -lR ${tree} > /dev/null`);
+      await sh(`rm -r ${tree}`);
+    }),
+  );
+  process.stderr.write(
+    `  ${t.name} run ${run + 1}: write ${(MIB / l.w.at(-1)!).toFixed(0)} MiB/s, read ${(MIB / l.r.at(-1)!).toFixed(0)} MiB/s, ` +
+      `small ${l.s.at(-1)!.toFixed(2)} s, tree ${l.tr.at(-1)!.toFixed(2)} s\n`,
+  );
+}
+
+const firstLine = (e: unknown): string => String((e as Error).message ?? e).split('\n')[0]!;
+
+/**
+ * Mounts every target, then runs the workloads round-robin: run k of every
+ * target before run k + 1 of any, so a drift of the machine during the
+ * bench (other work, the disk's own moods) falls on all targets alike
+ * instead of on whichever ran last.
+ */
+async function benchAll(selected: Target[], base: string, tarball: string): Promise<Row[]> {
+  const live: Live[] = [];
   try {
-    for (let run = 0; run < RUNS; run++) {
-      w.push(
-        await timed(() =>
-          sh(`dd if=/dev/zero of=${mnt}/big bs=1M count=${MIB} conv=fsync status=none`),
-        ),
-      );
-      await t.dropCaches(mnt);
-      r.push(await timed(() => sh(`dd if=${mnt}/big of=/dev/null bs=1M status=none`)));
-      await sh(`rm ${mnt}/big`);
-      const d = `${mnt}/small${run}`;
-      s.push(
-        await timed(() =>
-          execp(process.execPath, [
-            '-e',
-            `const fs=require('fs');const d=${JSON.stringify(d)};fs.mkdirSync(d);` +
-              `for(let i=0;i<${FILES};i++)fs.writeFileSync(d+'/f'+i,'small file '+i+'\\n');` +
-              `for(let i=0;i<${FILES};i++)fs.statSync(d+'/f'+i);`,
-          ]),
-        ),
-      );
-      const tree = `${mnt}/tree${run}`;
-      tr.push(
-        await timed(async () => {
-          await sh(`mkdir ${tree} && tar -xf ${tarball} -C ${tree}`);
-          await sh(`ls -lR ${tree} > /dev/null`);
-          await sh(`rm -r ${tree}`);
-        }),
-      );
-      process.stderr.write(
-        `  ${t.name} run ${run + 1}: write ${(MIB / w.at(-1)!).toFixed(0)} MiB/s, read ${(MIB / r.at(-1)!).toFixed(0)} MiB/s, ` +
-          `small ${s.at(-1)!.toFixed(2)} s, tree ${tr.at(-1)!.toFixed(2)} s\n`,
-      );
+    for (const t of selected) {
+      const dir = join(base, t.name.replace(/\W+/g, '-'));
+      await mkdir(dir, { recursive: true });
+      const l: Live = { t, mnt: '', w: [], r: [], s: [], tr: [] };
+      try {
+        l.mnt = await t.setup(dir);
+      } catch (e) {
+        l.error = firstLine(e);
+        process.stderr.write(`  ${t.name} FAILED to mount: ${l.error}\n`);
+      }
+      live.push(l);
     }
-    return {
-      name: t.name,
-      write: MIB / median(w),
-      read: MIB / median(r),
-      small: median(s),
-      tree: median(tr),
-    };
+    for (let run = 0; run < RUNS; run++) {
+      process.stderr.write(`bench fs: run ${run + 1} of ${RUNS}\n`);
+      for (const l of live) {
+        if (l.error) continue;
+        try {
+          await runOnce(l, run, tarball);
+        } catch (e) {
+          l.error = firstLine(e);
+          process.stderr.write(`  ${l.t.name} FAILED: ${l.error}\n`);
+        }
+      }
+    }
   } finally {
-    await t.teardown(mnt).catch((e) => process.stderr.write(`teardown ${t.name}: ${e}\n`));
+    for (const l of live)
+      if (l.mnt)
+        await l.t
+          .teardown(l.mnt)
+          .catch((e) => process.stderr.write(`teardown ${l.t.name}: ${e}\n`));
   }
+  return live.map((l) =>
+    l.error
+      ? { name: l.t.name, write: NaN, read: NaN, small: NaN, tree: NaN, error: l.error }
+      : {
+          name: l.t.name,
+          write: MIB / median(l.w),
+          read: MIB / median(l.r),
+          small: median(l.s),
+          tree: median(l.tr),
+        },
+  );
 }
 
 async function main(): Promise<void> {
@@ -240,17 +289,10 @@ async function main(): Promise<void> {
     const tarball = join(base, 'src.tar');
     await sh(`tar -cf ${tarball} -C /usr/include node`);
     files = Number((await sh(`tar -tf ${tarball} | wc -l`)).stdout.trim());
-    for (const t of targets) {
-      if (ONLY && !ONLY.some((o) => o && t.name.toLowerCase().includes(o))) continue;
-      process.stderr.write(`bench fs: ${t.name}...\n`);
-      try {
-        rows.push(await bench(t, base, tarball));
-      } catch (e) {
-        const error = String((e as Error).message ?? e).split('\n')[0]!;
-        process.stderr.write(`  ${t.name} FAILED: ${error}\n`);
-        rows.push({ name: t.name, write: NaN, read: NaN, small: NaN, tree: NaN, error });
-      }
-    }
+    const selected = targets.filter(
+      (t) => !ONLY || ONLY.some((o) => o && t.name.toLowerCase().includes(o)),
+    );
+    rows.push(...(await benchAll(selected, base, tarball)));
   } finally {
     await rm(base, { recursive: true, force: true });
   }
@@ -297,11 +339,11 @@ async function main(): Promise<void> {
     `${SECTION}\n\n` +
     `Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${versions.gocryptfs}; ${versions.cryfs}.\n\n` +
     `Command (as root): \`${command}\`\n\n` +
-    `All targets in one run, one after another, on the same disk (\`/var/tmp\`): ${MIB} MiB written with ` +
+    `All targets mounted at once on the same disk (\`/var/tmp\`) and measured in turn: ${MIB} MiB written with ` +
     `\`dd bs=1M conv=fsync\` and read back with \`dd bs=1M\` after dropping the kernel's caches (and the ` +
     `Supernet daemon's own, via its control socket); ${FILES} small files written and stat'ed by one Node ` +
     `process; the tree is Node's C++ headers (${files} entries) untarred, listed with \`ls -lR\` and removed. ` +
-    `Each workload ran ${RUNS} times on one mount; the table shows the median. gocryptfs and CryFS run ` +
+    `Each workload ran ${RUNS} times on one mount, round-robin (run k on every target before run k + 1 on any, so a drift of the machine falls on all alike); the table shows the median. gocryptfs and CryFS run ` +
     `with their defaults except AES-256-GCM for CryFS (the Supernet fs uses AES-256-GCM too). Other work ` +
     `on the machine is not controlled (see the load average): compare ratios within one run.\n\n` +
     `${md}\n\n${lines.join('\n')}\n`;
