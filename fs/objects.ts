@@ -1,13 +1,17 @@
 /**
  * Sealed-object I/O of one volume, with write-behind (docs/storage.md,
- * "Speed"). Sealing is synchronous and yields the object's {@link Ref} at
- * once, so the tree can point at an object before the store has it; the put
- * then runs in the background. A commit takes a {@link ObjectIO.takeBatch}
- * and waits for it before making anything durable, so the commit protocol
- * is unchanged: every object a superblock references is stored and synced
- * before that superblock is written. Until its put settles, an object is
- * served from memory (and verified like any other), so a reader never finds
- * it missing.
+ * "Speed"). A seal yields the object's {@link Ref} at once, so the tree can
+ * point at an object before the store has it; the put then runs in the
+ * background. A seal on the threadpool ({@link ObjectIO.writeAsync}) fills
+ * the ref's tag in when it is done: commits wait for {@link ObjectIO.sealed}
+ * before they encode any tag, and readers of the object wait for its seal.
+ * A commit takes a {@link ObjectIO.takeBatch} and waits for it before making
+ * anything durable, so the commit protocol is unchanged: every object a
+ * superblock references is stored and synced before that superblock is
+ * written. Until its put settles, an object is served from memory (and
+ * verified like any other), so a reader never finds it missing. Loads
+ * ({@link ObjectIO.fetchOpen}) open off the event loop too, in the same job
+ * as the file read on a store of local files.
  */
 import {
   type Binding,
