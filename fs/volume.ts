@@ -997,7 +997,10 @@ export class Volume {
     await n.tree.set(i, ref);
     this.makeClean(c);
     if (c.len === 0 || !keep) {
-      if (n.chunks.get(i) === c) n.chunks.delete(i);
+      // Only the cache's own chunk hands its buffer back (a chunk dropped
+      // meanwhile had it freed already); with a seal running, once it is done.
+      if (n.chunks.get(i) !== c) return;
+      n.chunks.delete(i);
       const buf = c.buf;
       if (sealing)
         sealing.then(
