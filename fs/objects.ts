@@ -34,6 +34,9 @@ import {
 import { type ObjectStore, sysError } from './store.js';
 import type { BufferPool } from './bufpool.js';
 import { FsErrno } from './errors.js';
+import { constants } from 'node:os';
+
+const { ENOENT } = constants.errno;
 
 interface InFlight {
   data: Buffer;
@@ -320,7 +323,7 @@ export class ObjectIO {
             job.trailer,
             (e, n, ok) => {
               if (e === 0) resolve([n, ok]);
-              else if (sysError(e, 'read', path).code === 'ENOENT') resolve(null);
+              else if (e === ENOENT) resolve(null);
               else reject(sysError(e, 'read', path));
             },
           ),

@@ -241,7 +241,7 @@ void fs_aead_own(aead_owned *o, int copy_tail) {
   aead_args *a = &o->a;
   memcpy(o->ek, a->ek, KEY_LEN);
   memcpy(o->id, a->id, ID_LEN);
-  memcpy(o->nonce, a->nonce, NONCE_LEN);
+  if (a->nonce) memcpy(o->nonce, a->nonce, NONCE_LEN);
   memcpy(o->info, a->info, a->infol);
   memcpy(o->aad, a->aad, a->aadl);
   a->ek = o->ek;

@@ -233,7 +233,7 @@ static napi_value file_io(napi_env env, napi_callback_info info, int write, int 
       a->info = inf;
       a->aad = rest;
       a->aadl = restl;
-      a->nonce = ek; /* set from the object by aim_open; own() copies 12 bytes of anything */
+      a->nonce = NULL; /* taken from the object by aim_open */
       fs_aead_own(&j->o, 0);
       napi_create_reference(env, argv[9], 1, &j->refs[1]);
       napi_create_reference(env, argv[10], 1, &j->refs[2]);

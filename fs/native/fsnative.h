@@ -46,7 +46,7 @@ typedef struct {
  * from argv. 0 after a throw.
  */
 int fs_parse_aead(napi_env env, napi_value *argv, int opening, aead_args *a);
-/* Copies o->a's key, id, nonce, info, AAD (and the tail when asked) into o. */
+/* Copies o->a's key, id, nonce (unless NULL), info, AAD (and the tail when asked) into o. */
 void fs_aead_own(aead_owned *o, int copy_tail);
 /* Wipes the copied key. */
 void fs_aead_disown(aead_owned *o);
