@@ -25,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TestBed } from '../test/bed/bed.js';
 import { figure6, SUPERNET_BIN, type SupernetBed } from '../test/scenario/supernet-bed.js';
+import { listNamespaces, namespacePids } from '../test/bed/netns.js';
+import { cpuBetween, cpuSnapshot, describeCpu, type CpuReport } from './lib/cpu.js';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
 import { table, writeSection } from './lib/markdown.js';
 import { stderrLogger } from './lib/log.js';
@@ -77,6 +79,66 @@ interface Results {
   iperfUp: number;
   /** iperf3 TCP bigdisk1 → a1 (-R, the read direction), MiB/s */
   iperfDown: number;
+  /** where the CPU went during each measured path */
+  cpu: Map<CpuPath, CpuReport>;
+}
+
+type CpuPath = 'rawWrite' | 'rawRead' | 'fsWrite' | 'fsRead' | 'chanWrite' | 'chanRead' | 'revoke';
+
+const CPU_ROWS: [CpuPath, string][] = [
+  ['rawWrite', 'nfs-cp write, raw underlay'],
+  ['rawRead', 'nfs-cp read, raw underlay'],
+  ['chanWrite', 'nfs-cp write in a1, over the channel'],
+  ['chanRead', 'nfs-cp read in a1, over the channel'],
+  ['fsWrite', 'Supernet fs write'],
+  ['fsRead', 'Supernet fs read'],
+  ['revoke', 'revocation (read + re-encrypt + write)'],
+];
+
+type CpuPart = 'fs' | 'agents' | 'ganesha' | 'client' | 'kernel' | 'idle';
+
+/** Which part of the path a process is, from its label (see {@link labeller}). */
+function partOf(label: string): CpuPart {
+  const m = / in (\S+)$/.exec(label);
+  const comm = label.split(' ')[0]!;
+  if (comm.startsWith('ganesha')) return 'ganesha';
+  if (comm === 'nfs-cp' || comm === 'dd') return 'client';
+  if (comm === 'node' && m) return /^h\d+$/.test(m[1]!) ? 'agents' : 'fs';
+  return 'kernel';
+}
+
+/** CPU milliseconds per MiB moved, by part of the path. */
+function cpuPerMib(r: CpuReport, mib: number): Record<CpuPart, number> {
+  const out: Record<CpuPart, number> = {
+    fs: 0,
+    agents: 0,
+    ganesha: 0,
+    client: 0,
+    kernel: 0,
+    idle: 0,
+  };
+  for (const p of r.procs) out[partOf(p.label)] += p.seconds;
+  out.client += r.reapedSeconds;
+  out.kernel += r.softirqSeconds + r.otherSeconds;
+  out.idle = r.idleSeconds;
+  for (const k of Object.keys(out) as CpuPart[]) out[k] = (out[k] * 1000) / mib;
+  return out;
+}
+
+/**
+ * Names a process by its command and the test-bed namespace it runs in
+ * (`node in h1`, `ganesha.nfsd in bigdisk1`): the agents, the fs daemon and
+ * the CLI are all `node`, and only their namespace tells them apart.
+ */
+function labeller(prefix: string): (pid: number, comm: string) => string | undefined {
+  const nsOf = new Map<number, string>();
+  for (const ns of listNamespaces())
+    if (ns.startsWith(prefix))
+      for (const pid of namespacePids(ns)) nsOf.set(pid, ns.slice(prefix.length));
+  return (pid, comm) => {
+    const ns = nsOf.get(pid);
+    return ns === undefined ? undefined : `${comm} in ${ns}`;
+  };
 }
 
 /**
@@ -115,6 +177,17 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   const dir = bed.dir;
   const inHost = (host: string, cmd: string, args: string[]) =>
     bed.run(bed.host(host).ns, cmd, args, { mounts: 'shared', timeoutMs: 1_800_000 });
+  const cpu = new Map<CpuPath, CpuReport>();
+  const labels = (): ((pid: number, comm: string) => string | undefined) => labeller(bed.prefix);
+  /** Seconds `fn` took; records where the CPU went meanwhile under `path`. */
+  const measure = async (path: CpuPath, fn: () => Promise<unknown>): Promise<number> => {
+    const before = await cpuSnapshot();
+    const seconds = await timed(fn);
+    const report = cpuBetween(before, await cpuSnapshot(), labels());
+    cpu.set(path, report);
+    log.info('cpu', { path, cpu: describeCpu(report) });
+    return seconds;
+  };
   const src = join(dir, 'source.bin');
   await execp('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MIB}`, 'status=none']);
 
@@ -158,10 +231,11 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   // The peer: libnfs over the raw underlay.
   const raw = `nfs://${bed.host('h3').addr}/export/big.bin${NFS_Q}`;
   await dropCaches();
-  const rawWrite = MIB / (await timed(() => inHost('h1', 'nfs-cp', [src, raw])));
+  const rawWrite = MIB / (await measure('rawWrite', () => inHost('h1', 'nfs-cp', [src, raw])));
   await dropCaches();
   const rawRead =
-    MIB / (await timed(() => inHost('h1', 'nfs-cp', [raw, join(dir, 'back-raw.bin')])));
+    MIB /
+    (await measure('rawRead', () => inHost('h1', 'nfs-cp', [raw, join(dir, 'back-raw.bin')])));
   log.info('libnfs nfs-cp over the underlay', { write: rawWrite, read: rawRead });
 
   // The Supernet fs in a1 over NFS over the channel.
@@ -178,7 +252,7 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   await mount();
   const fsWrite =
     MIB /
-    (await timed(() =>
+    (await measure('fsWrite', () =>
       execp('dd', [`if=${src}`, `of=${mnt}/big.bin`, 'bs=1M', 'conv=fsync', 'status=none']),
     ));
   await unmount();
@@ -186,7 +260,9 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   await mount();
   const fsRead =
     MIB /
-    (await timed(() => execp('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M', 'status=none'])));
+    (await measure('fsRead', () =>
+      execp('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M', 'status=none']),
+    ));
   log.info('supernet fs over NFS over the channel', { write: fsWrite, read: fsRead });
   const small = join(mnt, 'small');
   const fsSmall = await timed(() =>
@@ -212,18 +288,23 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
       'status=none',
     ]);
   const objects = (await execp('sh', ['-c', `ls ${e1}/objects | wc -l`])).stdout.trim();
-  const revokeS = await timed(() => fs(['rekey', url, '--key', key, '--state', state, ...node]));
+  const revokeS = await measure('revoke', () =>
+    fs(['rekey', url, '--key', key, '--state', state, ...node]),
+  );
   log.info('rekey', { mib: REVOKE_MIB, seconds: revokeS, objects });
   await unmount();
   // Reference: libnfs over the channel (last: it leaves big.bin beside the volume).
   const chan = `nfs://${bigdisk}/export/big.bin${NFS_Q}`;
   await dropCaches();
   const chanWrite =
-    MIB / (await timed(() => sn.exec('h1', 'a1', ['nfs-cp', src, chan], { timeoutMs: 1_800_000 })));
+    MIB /
+    (await measure('chanWrite', () =>
+      sn.exec('h1', 'a1', ['nfs-cp', src, chan], { timeoutMs: 1_800_000 }),
+    ));
   await dropCaches();
   const chanRead =
     MIB /
-    (await timed(() =>
+    (await measure('chanRead', () =>
       sn.exec('h1', 'a1', ['nfs-cp', chan, join(dir, 'back-chan.bin')], { timeoutMs: 1_800_000 }),
     ));
   log.info('libnfs nfs-cp over the channel', { write: chanWrite, read: chanRead });
@@ -244,9 +325,70 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
     chanRead,
     revokeS,
     revokeObjects: Number(objects),
+    cpu,
     iperfUp,
     iperfDown,
   };
+}
+
+/** Busy CPU ms per MiB of a measured path (everything but idle). */
+function busyPerMib(r: Results, path: CpuPath): number | undefined {
+  const rep = r.cpu.get(path);
+  if (!rep) return undefined;
+  const per = cpuPerMib(rep, path === 'revoke' ? REVOKE_MIB : MIB);
+  return per.fs + per.agents + per.ganesha + per.client + per.kernel;
+}
+
+/**
+ * What the 0.7× targets leave per MiB on this machine's cores, against what
+ * the channel alone (nfs-cp over it, no filesystem) already costs.
+ */
+function budgetNote(r: Results, cores: number): string {
+  const out: string[] = [];
+  for (const [dir, target, chan, fs] of [
+    ['write', 0.7 * r.rawWrite, busyPerMib(r, 'chanWrite'), busyPerMib(r, 'fsWrite')],
+    ['read', 0.7 * r.rawRead, busyPerMib(r, 'chanRead'), busyPerMib(r, 'fsRead')],
+  ] as const) {
+    if (chan === undefined || fs === undefined) continue;
+    const budget = (cores * 1000) / target;
+    out.push(
+      `The ${dir} target (${target.toFixed(0)} MiB/s) leaves ${budget.toFixed(2)} CPU-ms per MiB for the whole path; nfs-cp over the channel used ${chan.toFixed(2)}, the Supernet fs ${fs.toFixed(2)}${chan > budget ? ', so the channel alone, with no filesystem above it, costs more than the target allows on this machine' : ''}.`,
+    );
+  }
+  return out.join(' ');
+}
+
+function cpuTable(r: Results): string {
+  const cols: [CpuPart, string][] = [
+    ['fs', 'Supernet fs daemon'],
+    ['agents', 'host agents'],
+    ['ganesha', 'nfs-ganesha'],
+    ['client', 'nfs-cp, dd'],
+    ['kernel', 'kernel'],
+  ];
+  const rows: string[][] = [];
+  for (const [path, name] of CPU_ROWS) {
+    const rep = r.cpu.get(path);
+    if (!rep) continue;
+    const per = cpuPerMib(rep, path === 'revoke' ? REVOKE_MIB : MIB);
+    const busy = cols.reduce((sum, [k]) => sum + per[k], 0);
+    rows.push([
+      name,
+      ...cols.map(([k]) => (per[k] ? per[k].toFixed(2) : '')),
+      busy.toFixed(2),
+      `${((100 * rep.idleSeconds) / rep.totalSeconds).toFixed(0)}%`,
+    ]);
+  }
+  return table(['path', ...cols.map(([, n]) => n), 'all busy, ms/MiB', 'idle'], rows, [
+    'l',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+  ]);
 }
 
 async function main(): Promise<void> {
@@ -319,6 +461,12 @@ ${md}
 ${FILES} small files created, committed (one fsync) and stat'ed through the Supernet fs over NFS: ${f(r.fsSmall, 2)} s.
 
 Revocation: re-encryption of the mounted volume holding ${REVOKE_MIB} MiB (${r.revokeObjects} objects) to a new key epoch with \`supernet fs rekey\`: ${f(r.revokeS, 1)} s.
+
+Where the CPU went, in CPU milliseconds per MiB moved (user + system time of each process from /proc/PID/stat over the measured stretch, by command and test-bed namespace: the node processes in a1 are the Supernet fs daemon, those in the host namespaces the host agents; "nfs-cp, dd" includes the commands that exited within the stretch; "kernel" is softirq packet work plus kernel threads and processes under 1%; idle is what the 2 cores left unused):
+
+${cpuTable(r)}
+
+Every path that crosses the channel pays both host agents' packet crypto and the kernel's TCP and UDP work twice (once in each node, once on the underlay); the machine's ${machine.nproc} cores × 1000 ms divided by a row's busy sum is the most MiB/s that path could carry on this machine with no idle time. ${budgetNote(r, machine.nproc)}
 
 Reading the table: the libnfs row over the channel is what channel 0x123 itself leaves for NFS on this machine at that moment (every path is CPU-bound on the 2 cores, shared with whatever else runs); the gap between it and the Supernet fs row is the encrypting filesystem (§Filesystem measures it on a local disk) plus the built-in NFS client, whose raw put/get rate over the channel was measured at the same level as libnfs's (docs/nfs.md, Performance). Revocation moves every byte twice through the channel (read, re-encrypt, write), so it is bound by the slower of the two.
 
