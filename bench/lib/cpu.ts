@@ -15,6 +15,8 @@ interface ProcTimes {
   ticks: number;
   /** cutime + cstime: children reaped so far */
   reaped: number;
+  /** start time since boot: tells a reused pid from the same process (comm changes: kworkers rename themselves) */
+  start: number;
 }
 
 /** A point-in-time reading; diff two with {@link cpuBetween}. */
@@ -65,6 +67,7 @@ async function procTimes(pid: number): Promise<ProcTimes | null> {
     comm,
     ticks: (rest[11] ?? 0) + (rest[12] ?? 0),
     reaped: (rest[13] ?? 0) + (rest[14] ?? 0),
+    start: rest[19] ?? 0,
   };
 }
 
@@ -108,7 +111,7 @@ export function cpuBetween(
   const procs: CpuShare[] = [];
   for (const [pid, t] of b.procs) {
     const before = a.procs.get(pid);
-    const ticks = t.ticks - (before && before.comm === t.comm ? before.ticks : 0);
+    const ticks = t.ticks - (before && before.start === t.start ? before.ticks : 0);
     const seconds = ticks / USER_HZ;
     if (seconds <= 0 || seconds < totalSeconds * 0.01) continue;
     procs.push({ pid, comm: t.comm, label: label(pid, t.comm) ?? t.comm, seconds });
