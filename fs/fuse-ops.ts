@@ -11,7 +11,9 @@
  * reason create, mkdir, chmod, chown, utimens and (f)truncate hand back the
  * attributes they produced: libfuse asks (f)getattr right after each of
  * them, and the patched fuse-native answers that from those attributes
- * instead of calling in here again (fs/patches, "attribute carry").
+ * instead of calling in here again (fs/patches, "attribute carry"). create
+ * also hands back the parent folder's attributes, which the kernel asks for
+ * before the next lookup in that folder ("parent carry").
  */
 import type { Volume } from './volume.js';
 import { FsErrno, IntegrityError } from './errors.js';
@@ -66,8 +68,8 @@ export function fuseOps(
     open: (path: string, _flags: number, cb: AnyCb) => run('open', cb, () => v.open(path)),
     create: (path: string, mode: number, cb: AnyCb) => {
       const c = caller();
-      v.create(path, mode, c.uid, c.gid).then(
-        (fh) => cb(0, fh, v.handleStat(fh)),
+      v.createIn(path, mode, c.uid, c.gid).then(
+        ({ fh, parent }) => cb(0, fh, v.handleStat(fh), parent),
         (e) => cb(fail('create', e)),
       );
     },

@@ -1511,6 +1511,14 @@ export class Volume {
   }
 
   private async addEntry(path: string, make: () => Promise<Inode>): Promise<Inode> {
+    return (await this.addEntryIn(path, make)).n;
+  }
+
+  /** {@link addEntry}, also handing back the parent folder. */
+  private async addEntryIn(
+    path: string,
+    make: () => Promise<Inode>,
+  ): Promise<{ n: Inode; parent: Inode }> {
     if (this.readOnly) throw new FsErrno('EROFS');
     const { parent, name } = await this.resolveParent(path);
     const dir = await this.dirOf(parent);
@@ -1520,16 +1528,32 @@ export class Volume {
     parent.dirDirty = true;
     if (n.isDir) parent.rec.nlink++;
     this.touch(parent);
-    return n;
+    return { n, parent };
   }
 
   /** Creates and opens a regular file (or, via mknod, another non-directory). */
   create(path: string, mode: number, uid: number, gid: number): Promise<number> {
+    return this.createIn(path, mode, uid, gid).then((r) => r.fh);
+  }
+
+  /**
+   * {@link create}, resolving also to the parent folder's attributes right
+   * after the entry was added: the FUSE layer hands them to the kernel,
+   * which asks for them next (fs/patches, "parent carry").
+   */
+  createIn(
+    path: string,
+    mode: number,
+    uid: number,
+    gid: number,
+  ): Promise<{ fh: number; parent: Stat }> {
     return this.lock.write(async () => {
       const type = mode & S_IFMT || S_IFREG;
       if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
-      const n = await this.addEntry(path, () => this.allocInode(type | (mode & 0o7777), uid, gid));
-      return this.openInode(n);
+      const { n, parent } = await this.addEntryIn(path, () =>
+        this.allocInode(type | (mode & 0o7777), uid, gid),
+      );
+      return { fh: this.openInode(n), parent: this.stat(parent) };
     });
   }
 

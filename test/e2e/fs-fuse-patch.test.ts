@@ -26,6 +26,10 @@ const asked = new Map<string, number>();
 const GETATTR_MTIME = new Date(1_000_000_000);
 const CARRIED_MTIME = new Date(1_777_000_000);
 let carryMode = 0o100600;
+// The parent-carry test's folder: what getattr says vs what a create hands back.
+const DIR_GETATTR_MTIME = new Date(1_100_000_000);
+const DIR_CARRIED_MTIME = new Date(1_888_000_000);
+let dirChild = false;
 let data = Buffer.alloc(0);
 const FH = 42;
 
@@ -56,6 +60,8 @@ beforeAll(async () => {
         if (c) callers.push(c);
       }
       if (path === '/') return cb(0, st(0o40777, 0));
+      if (path === '/d') return cb(0, { ...st(0o40755, 0), mtime: DIR_GETATTR_MTIME });
+      if (path === '/d/x' && dirChild) return cb(0, st(0o100644, 0));
       if (path === '/f' || path === '/probe') return cb(0, st(0o100666, data.length));
       cb(Fuse.ENOENT as number);
     },
@@ -65,7 +71,16 @@ beforeAll(async () => {
     },
     readdir: (_p: string, cb: (e: number, n?: string[]) => void) => cb(0, ['f', 'probe']),
     open: (_p: string, _f: number, cb: (e: number, fd?: number) => void) => cb(0, FH),
-    create: (_p: string, _m: number, cb: (e: number, fd?: number) => void) => cb(0, FH),
+    create: (p: string, _m: number, cb: (e: number, fd?: number, ...s: unknown[]) => void) => {
+      if (p !== '/d/x') return cb(0, FH);
+      dirChild = true;
+      // The new file's attributes, then the folder's after the create.
+      cb(0, FH, st(0o100644, 0), { ...st(0o40700, 0), mtime: DIR_CARRIED_MTIME });
+    },
+    unlink: (p: string, cb: (e: number) => void) => {
+      if (p === '/d/x') dirChild = false;
+      cb(0);
+    },
     release: (_p: string, _fd: number, cb: (e: number) => void) => cb(0),
     truncate: (_p: string, size: number, cb: (e: number) => void) => {
       data = data.subarray(0, size);
@@ -195,6 +210,26 @@ describe('fuse-native patch', () => {
     asked.clear();
     expect(await statOut('c')).toBe(`604 ${GETATTR_MTIME.getTime() / 1000}`);
     expect(asked.get('/c')).toBe(1);
+  });
+
+  it('parent carry: the getattr of a folder after a create in it is answered from what the create handed back, until anything changes', async () => {
+    const statOut = async (p: string): Promise<string> =>
+      (await execp('stat', ['-c', '%a %Y', join(mnt, p)])).stdout.trim();
+    const x = JSON.stringify(join(mnt, 'd', 'x'));
+    expect(await statOut('d')).toBe(`755 ${DIR_GETATTR_MTIME.getTime() / 1000}`);
+    asked.clear();
+    await execp(process.execPath, [
+      '-e',
+      `require('fs').closeSync(require('fs').openSync(${x},'w'))`,
+    ]);
+    // The create made the kernel drop /d's attributes; they came from C.
+    expect(await statOut('d')).toBe(`700 ${DIR_CARRIED_MTIME.getTime() / 1000}`);
+    expect(asked.get('/d') ?? 0).toBe(0);
+    // Any change afterwards (here an unlink in the folder) ends the carry:
+    // the folder's attributes come from JS again.
+    await execp(process.execPath, ['-e', `require('fs').unlinkSync(${x})`]);
+    expect(await statOut('d')).toBe(`755 ${DIR_GETATTR_MTIME.getTime() / 1000}`);
+    expect(asked.get('/d')).toBe(1);
   });
 
   it("exposes the calling process's pid, uid and gid (fuse_get_context)", async () => {
