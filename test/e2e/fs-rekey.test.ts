@@ -118,14 +118,27 @@ describe('fs: rekey', () => {
     await volume.close();
     const oldKey = join(bed.dir, 'old-offline.json');
     await cp(key, oldKey);
-    // interrupt: kill the CLI after its first progress line
+    // Interrupt: kill the CLI as soon as its progress shows some objects
+    // re-encrypted and not all (one line per percent when not a TTY). A fixed
+    // delay after the first line let a fast machine finish before the kill.
     const rk = spawn(process.execPath, [CLI, 'fs', 'rekey', backing, '--key', key], {
       env: bed.env,
     });
-    await new Promise<void>((res) => rk.stderr.once('data', () => res()));
-    await new Promise((res) => setTimeout(res, 50));
-    rk.kill('SIGKILL');
-    await new Promise((res) => rk.once('exit', res));
+    await new Promise<void>((res) => {
+      let seen = '';
+      rk.stderr.on('data', (d: Buffer) => {
+        seen += d.toString();
+        for (const m of seen.matchAll(/(\d+)\/(\d+) objects/g)) {
+          if (Number(m[1]) > 0 && Number(m[1]) < Number(m[2])) {
+            rk.kill('SIGKILL');
+            return res();
+          }
+        }
+      });
+      rk.once('exit', () => res());
+    });
+    if (rk.exitCode === null && rk.signalCode === null)
+      await new Promise((res) => rk.once('exit', res));
     const mid = await readKeyFile(key);
     expect(mid.keys.size).toBe(2);
     const again = await bed.cli(['fs', 'rekey', backing, '--key', key]);
