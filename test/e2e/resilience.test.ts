@@ -160,9 +160,11 @@ describe('resilience', () => {
     expect(r.code).toBe(0);
     const expelledAt = Date.now();
 
-    // c1's (honest) agent removes the node as soon as it hears of it.
+    // c1's (honest) agent removes the node as soon as it hears of it. Seen
+    // once to take over 10 s in a loaded CI run (cause not yet found: the
+    // push, or the resync after its event stream reconnects, came late).
     await until(async () => (find(await sn.status('h2'), 'c1') ? null : true), {
-      timeoutMs: 10_000,
+      timeoutMs: 25_000,
       intervalMs: 200,
       what: 'c1 removed from h2',
     });
