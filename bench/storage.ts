@@ -331,13 +331,18 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   };
 }
 
-/** Busy CPU ms per MiB of a measured path (everything but idle). */
-function busyPerMib(r: Results, path: CpuPath): number | undefined {
+/** CPU ms per MiB of a measured path by part, and their busy sum (all but idle). */
+function perMibOf(
+  r: Results,
+  path: CpuPath,
+): { per: Record<CpuPart, number>; busy: number } | undefined {
   const rep = r.cpu.get(path);
   if (!rep) return undefined;
   const per = cpuPerMib(rep, path === 'revoke' ? REVOKE_MIB : MIB);
-  return per.fs + per.agents + per.ganesha + per.client + per.kernel;
+  return { per, busy: per.fs + per.agents + per.ganesha + per.client + per.kernel };
 }
+
+const busyPerMib = (r: Results, path: CpuPath): number | undefined => perMibOf(r, path)?.busy;
 
 /**
  * What the 0.7× targets leave per MiB on this machine's cores, against what
@@ -369,9 +374,9 @@ function cpuTable(r: Results): string {
   const rows: string[][] = [];
   for (const [path, name] of CPU_ROWS) {
     const rep = r.cpu.get(path);
-    if (!rep) continue;
-    const per = cpuPerMib(rep, path === 'revoke' ? REVOKE_MIB : MIB);
-    const busy = cols.reduce((sum, [k]) => sum + per[k], 0);
+    const m = perMibOf(r, path);
+    if (!rep || !m) continue;
+    const { per, busy } = m;
     rows.push([
       name,
       ...cols.map(([k]) => (per[k] ? per[k].toFixed(2) : '')),

@@ -6,6 +6,7 @@
  * path to make cheaper; wall time alone cannot tell.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { procStatFields } from '../../test/bed/proc.js';
 
 /** Clock ticks per second of /proc times; Linux fixes USER_HZ at 100 on x86. */
 const USER_HZ = 100;
@@ -55,20 +56,10 @@ export interface CpuReport {
 async function procTimes(pid: number): Promise<ProcTimes | null> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
   if (!stat) return null;
-  // comm is parenthesised and may hold spaces or ')': the fields resume after the last ')'.
-  const close = stat.lastIndexOf(')');
-  const comm = stat.slice(stat.indexOf('(') + 1, close);
-  const rest = stat
-    .slice(close + 2)
-    .split(' ')
-    .map(Number);
-  // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-  return {
-    comm,
-    ticks: (rest[11] ?? 0) + (rest[12] ?? 0),
-    reaped: (rest[13] ?? 0) + (rest[14] ?? 0),
-    start: rest[19] ?? 0,
-  };
+  const f = procStatFields(stat);
+  const n = (field: number): number => Number(f[field] ?? 0);
+  // proc(5): utime 14, stime 15, cutime 16, cstime 17, starttime 22.
+  return { comm: f[2]!, ticks: n(14) + n(15), reaped: n(16) + n(17), start: n(22) };
 }
 
 /** Reads every process's CPU time and the machine's totals. */

@@ -83,6 +83,27 @@ export function killPid(pid: number, signal: NodeJS.Signals | 0): boolean {
 }
 
 /**
+ * The fields of a /proc/PID/stat line, indexed by proc(5)'s field numbers
+ * (`fields[2]` is the command name, `fields[22]` the start time).
+ */
+export function procStatFields(stat: string): string[] {
+  // The command name (field 2) is in parentheses and may contain anything,
+  // ')' and spaces too: the other fields resume after the last ')'.
+  const close = stat.lastIndexOf(')');
+  const comm = stat.slice(stat.indexOf('(') + 1, close);
+  const pid = stat.slice(0, stat.indexOf(' ('));
+  return [
+    '',
+    pid,
+    comm,
+    ...stat
+      .slice(close + 2)
+      .trimEnd()
+      .split(' '),
+  ];
+}
+
+/**
  * The kernel's start time of `pid` (field 22 of /proc/PID/stat, in clock
  * ticks since boot), or null when there is no such process. Together with the
  * PID it names one process for good: a reused PID has a later start time.
@@ -94,9 +115,7 @@ export function procStartTime(pid: number): string | null {
   } catch {
     return null;
   }
-  // The command name (field 2) is in parentheses and may contain anything.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return rest[22 - 3] ?? null;
+  return procStatFields(stat)[22] ?? null;
 }
 
 /** How long to wait after 'exit' for pipes held open by a surviving grandchild. */
