@@ -1,7 +1,7 @@
 /**
  * `supernet storage ...`: the provider side of outsourced storage (issue 5).
  *
- *   supernet storage serve --export DIR --clients ADDR|NODE[,...]
+ *   supernet storage serve --export DIR --clients ADDR|NODE|channel:ID[,...]
  *       [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS]
  *       [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path /export]
  *   supernet storage status [--state DIR | --node NAME] [--json]
@@ -17,7 +17,7 @@
  * a node's network namespace (`fs mount --node a1 nfs://bigdisk1/export …`),
  * so the filesystem's NFS traffic crosses the node's channels.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
@@ -26,7 +26,6 @@ import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall } from '../net/control.js';
 import { API_PREFIX, OPERATOR_AUTH_SCHEME } from '../admin/protocol.js';
 import {
-  checkClient,
   DEFAULT_EXPORT_PATH,
   launchCommand,
   PRIVATE_NS_ENV,
@@ -36,11 +35,18 @@ import {
 } from './provider.js';
 import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
 import { jsonLogger } from './log.js';
+import {
+  followClients,
+  isDynamic,
+  parseClientSpec,
+  resolveClients,
+  type NodeContext,
+} from './provider-clients.js';
+import { parseChannelId } from '../admin/ids.js';
 
 /** Default root of providers' state folders (one per node). */
 export const DEFAULT_STORAGE_STATE = '/var/lib/supernet/storage';
 const CLI_PATH = (): string => fileURLToPath(new URL('../bin/supernet.js', import.meta.url));
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -60,22 +66,13 @@ function parse(
   }
 }
 
-/** A node on this host, as its agent reports it, with the peers it can reach. */
-export interface NodeContext {
-  name: string;
-  supernet: string;
-  ns: string;
-  vip: string;
-  /** peer node name → virtual address */
-  peers: Map<string, string>;
-}
-
 interface StatusNode {
   name: string;
   supernet: string;
   vip: string;
   ns: string;
-  peers?: Array<{ name: string; vip: string }>;
+  channels?: Array<string | number>;
+  peers?: Array<{ name: string; vip: string; channels?: number[] }>;
 }
 
 /** Finds node `name` through the host agent's control socket. */
@@ -110,35 +107,11 @@ export async function nodeContext(
     supernet: n.supernet,
     ns: n.ns,
     vip: n.vip,
-    peers: new Map((n.peers ?? []).map((p) => [p.name, p.vip])),
+    channels: (n.channels ?? []).map((c) => parseChannelId(c)),
+    peers: new Map(
+      (n.peers ?? []).map((p) => [p.name, { vip: p.vip, channels: p.channels ?? [] }]),
+    ),
   };
-}
-
-/** Resolves client names (peer nodes) to virtual addresses; checks every entry. */
-export function resolveClients(list: string, node: NodeContext | null): string[] {
-  const out: string[] = [];
-  for (const raw of list.split(',').map((s) => s.trim())) {
-    if (!raw) continue;
-    if (IPV4.test(raw)) {
-      try {
-        out.push(checkClient(raw));
-      } catch (e) {
-        throw new CliError(EXIT.USAGE, (e as Error).message);
-      }
-    } else if (!node)
-      throw new CliError(EXIT.USAGE, `client ${raw} is not an address (node names need --node)`);
-    else {
-      const vip = node.peers.get(raw);
-      if (!vip)
-        throw new CliError(
-          EXIT.DATA,
-          `client ${raw} is not a peer of ${node.name} (peers: ${[...node.peers.keys()].join(', ') || 'none'})`,
-        );
-      out.push(vip);
-    }
-  }
-  if (!out.length) throw new CliError(EXIT.USAGE, '--clients names nobody');
-  return out;
 }
 
 /** Runs argv with inherited stdio, forwarding SIGTERM/SIGINT; resolves to its exit code. */
@@ -146,12 +119,14 @@ function runForwarding(
   argv: string[],
   env: NodeJS.ProcessEnv,
   watchStdin: boolean,
+  onSpawn?: (child: ChildProcess) => () => void,
 ): Promise<number> {
   return new Promise((res) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: [watchStdin ? 'pipe' : 'inherit', 'inherit', 'inherit'],
       env,
     });
+    const unwatch = onSpawn?.(child);
     const fwd = (sig: NodeJS.Signals) => (): void => {
       if (child.exitCode === null) child.kill(sig);
     };
@@ -164,6 +139,7 @@ function runForwarding(
       res(EXIT.UNAVAILABLE);
     });
     child.once('exit', (code, signal) => {
+      unwatch?.();
       process.off('SIGTERM', term);
       process.off('SIGINT', int);
       res(code ?? (signal === 'SIGTERM' || signal === 'SIGINT' ? EXIT.OK : EXIT.SOFTWARE));
@@ -172,7 +148,7 @@ function runForwarding(
 }
 
 const SERVE_USAGE =
-  'supernet storage serve --export DIR --clients ADDR|NODE[,...] [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS] [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path PATH]';
+  'supernet storage serve --export DIR --clients ADDR|NODE|channel:ID[,...] [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS] [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path PATH]';
 
 const SERVE_OPTS: Options = {
   export: { type: 'string' },
@@ -216,7 +192,7 @@ async function serve(argv: string[]): Promise<number> {
     return serveHere({
       exportDir: resolve(exportDir),
       state,
-      clients: clients.split(','),
+      clients: clients === NO_CLIENTS ? [] : clients.split(','),
       listen: values.listen as string | undefined,
       nfsPort,
       mountPort,
@@ -236,6 +212,8 @@ async function serve(argv: string[]): Promise<number> {
   }
   if (netns !== null && !/^[A-Za-z0-9_.-]+$/.test(netns))
     throw new CliError(EXIT.USAGE, `bad namespace name ${JSON.stringify(netns)}`);
+  const spec = parseClientSpec(clients, node !== null);
+  const initial = resolveClients(spec, node, true);
   const listen = (values.listen as string | undefined) ?? node?.vip;
   const state = resolve(
     (values.state as string | undefined) ??
@@ -249,7 +227,7 @@ async function serve(argv: string[]): Promise<number> {
     '--export',
     resolve(exportDir),
     '--clients',
-    resolveClients(clients, node).join(','),
+    initial.length ? initial.join(',') : NO_CLIENTS,
     '--state',
     state,
     '--export-path',
@@ -258,11 +236,65 @@ async function serve(argv: string[]): Promise<number> {
   if (listen) inner.push('--listen', listen);
   if (nfsPort) inner.push('--nfs-port', String(nfsPort));
   if (mountPort) inner.push('--mount-port', String(mountPort));
+  // Names and channels follow the node's peers; the inner process (in its
+  // own mount namespace, where the agent's socket under /run is hidden) is
+  // told each new list on its stdin, one JSON line per change.
+  const follow =
+    node && isDynamic(spec)
+      ? (child: ChildProcess) =>
+          followClients(
+            spec,
+            initial,
+            () =>
+              nodeContext(
+                values.agent as string | undefined,
+                values.node as string,
+                values.supernet as string | undefined,
+              ),
+            (list) => child.stdin?.write(JSON.stringify({ clients: list }) + '\n'),
+            (msg) => process.stderr.write(`supernet storage serve: ${msg}\n`),
+          )
+      : undefined;
   return runForwarding(
     launchCommand(netns, inner),
     { ...process.env, [PRIVATE_NS_ENV]: '1' },
     true,
+    follow,
   );
+}
+
+/** `--clients` of the inner process when nobody is admitted yet. */
+const NO_CLIENTS = 'none';
+
+/** Applies `{"clients": [...]}` lines from the outer process. */
+function clientUpdates(
+  server: ProviderServer,
+  log: ReturnType<typeof jsonLogger>,
+): (d: Buffer) => void {
+  let pending = '';
+  return (d) => {
+    pending += d.toString('utf8');
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      let list: unknown;
+      try {
+        list = (JSON.parse(line) as { clients?: unknown }).clients;
+      } catch {
+        list = undefined;
+      }
+      if (!Array.isArray(list) || !list.every((c) => typeof c === 'string')) {
+        log.warn('ignored a malformed client update', { line: line.slice(0, 200) });
+        continue;
+      }
+      server
+        .setClients(list)
+        .catch((e: Error) =>
+          log.error('client update failed; the previous list stays', { error: e.message }),
+        );
+    }
+  };
 }
 
 async function serveHere(o: {
@@ -305,6 +337,7 @@ async function serveHere(o: {
   process.on('SIGINT', stop);
   // Started by an outer `storage serve`: its end (even by SIGKILL) ends us.
   if (!process.stdin.isTTY) {
+    process.stdin.on('data', clientUpdates(server, logger));
     process.stdin.on('end', stop).on('close', stop).on('error', stop);
     process.stdin.resume();
   }
@@ -531,7 +564,7 @@ export async function runInNode(cmd: string, argv: string[]): Promise<number | n
   const rest = argv.map((a) => {
     if (!isNfsUrl(a)) return a;
     const t = parseNfsUrl(a);
-    const vip = node.peers.get(t.host);
+    const vip = node.peers.get(t.host)?.vip;
     return vip ? formatNfsUrl({ ...t, host: vip }) : a;
   });
   return runForwarding(
@@ -618,7 +651,8 @@ async function volumeKeyArgs(
 /** The `storage` commands, keyed by full command path (bin/supernet.ts dispatches). */
 export const storageCommands: Record<string, Command> = {
   'storage serve': {
-    summary: 'run nfs-ganesha in a provider node, exporting one folder to given clients',
+    summary:
+      'run nfs-ganesha in a provider node, exporting one folder to given clients or a channel',
     usage: SERVE_USAGE,
     run: (a) => guarded('storage serve', () => serve(a)),
   },

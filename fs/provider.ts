@@ -27,7 +27,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type Logger, nullLogger } from './log.js';
@@ -50,7 +50,10 @@ export interface ProviderOptions {
   exportDir: string;
   /** Config, logs, recovery state and the private /run live here. */
   stateDir: string;
-  /** Addresses (a.b.c.d or a.b.c.d/len) admitted read-write; nobody else. */
+  /**
+   * Addresses (a.b.c.d or a.b.c.d/len) admitted read-write; nobody else. May
+   * be empty (nobody is admitted until {@link ProviderServer.setClients}).
+   */
   clients: string[];
   /** Address to listen on (default: every address of the namespace). */
   listen?: string;
@@ -107,7 +110,6 @@ const SAFE_PATH = /^\/[A-Za-z0-9._/+@%=,-]*$/;
 export function ganeshaConfig(
   o: Required<Omit<ProviderOptions, 'logger' | 'listen'>> & { listen?: string },
 ): string {
-  if (!o.clients.length) throw new Error('at least one client address is needed');
   const clients = o.clients.map(checkClient);
   for (const [what, p] of [
     ['export folder', o.exportDir],
@@ -122,7 +124,7 @@ export function ganeshaConfig(
   if (o.listen !== undefined && !IPV4.test(o.listen))
     throw new Error(`listen address ${JSON.stringify(o.listen)} is not IPv4`);
   const paths = providerPaths(o.stateDir);
-  return `# Written by supernet storage serve; regenerated on every start.
+  return `# Written by supernet storage serve; regenerated on every start and client change.
 NFS_CORE_PARAM {
     Protocols = 3;
     NFS_Port = ${checkPort(o.nfsPort, 'NFS port')};
@@ -156,10 +158,15 @@ EXPORT {
     MaxWrite = ${MAX_IO};
     PrefRead = ${MAX_IO};
     PrefWrite = ${MAX_IO};
-    FSAL { Name = VFS; }
+    FSAL { Name = VFS; }${
+      clients.length
+        ? `
     CLIENT {
         Clients = ${clients.join(', ')};
         Access_Type = RW;
+    }`
+        : `
+    # No clients: nobody is admitted (Access_Type = None above).`
     }
 }
 LOG {
@@ -208,6 +215,11 @@ const RESTART_DELAY_MS = 300;
  */
 export class ProviderServer {
   private ganesha: ChildProcess | null = null;
+  /** ganesha answers on both ports (and has installed its SIGHUP handler). */
+  private serving = false;
+  /** Bumped on every config write; `spawnedConf` is the one the running ganesha read. */
+  private confGen = 0;
+  private spawnedConf = 0;
   private stopping = false;
   private startTimes: number[] = [];
   private readonly log: Logger;
@@ -245,7 +257,7 @@ export class ProviderServer {
     const p = providerPaths(s.o.stateDir);
     await mkdir(p.run, { recursive: true, mode: 0o700 });
     await mkdir(p.recovery, { recursive: true, mode: 0o700 });
-    await writeFile(p.conf, ganeshaConfig(s.o), { mode: 0o600 });
+    await s.writeConf();
     // rpcbind and ganesha keep sockets, locks and pid files in /run: give them
     // the state folder's, in this private mount namespace only.
     await execp('mount', ['--bind', p.run, '/run']);
@@ -295,6 +307,8 @@ export class ProviderServer {
       );
       await logFd.close();
       this.ganesha = g;
+      this.serving = false;
+      this.spawnedConf = this.confGen;
       const host = this.o.listen ?? '127.0.0.1';
       await this.waitFor(
         async () =>
@@ -304,6 +318,9 @@ export class ProviderServer {
         g,
       );
       g.once('exit', (code, signal) => void this.onGaneshaExit(g, code, signal));
+      this.serving = true;
+      // The client list changed while ganesha was starting: it may have read the old one.
+      if (this.spawnedConf !== this.confGen) this.reload(g);
       this.log.info('ganesha serving', {
         pid: g.pid,
         export: this.o.exportDir,
@@ -348,6 +365,7 @@ export class ProviderServer {
   ): Promise<void> {
     if (this.ganesha !== g) return;
     this.ganesha = null;
+    this.serving = false;
     // A signal to our whole process group reaches ganesha too: give our own
     // SIGTERM handler the chance to mark the stop before restarting anything.
     await sleep(RESTART_DELAY_MS);
@@ -366,6 +384,45 @@ export class ProviderServer {
         await sleep(1_000);
       }
     }
+  }
+
+  /**
+   * Replaces the export's client list while serving: the config is rewritten
+   * and ganesha re-reads its EXPORT blocks on SIGHUP (nfs-ganesha 4 updates an
+   * export in place; a removed client's requests are refused from then on,
+   * also on connections it already has). Addresses are checked first; a bad
+   * one changes nothing. Resolves to whether the list changed.
+   */
+  async setClients(clients: string[]): Promise<boolean> {
+    const next = [...new Set(clients.map(checkClient))].sort();
+    const prev = [...this.o.clients].sort();
+    if (next.length === prev.length && next.every((c, i) => c === prev[i])) return false;
+    this.o.clients = next;
+    await this.writeConf();
+    const g = this.ganesha;
+    if (g && this.serving) this.reload(g);
+    this.log.info('export clients changed', {
+      added: next.filter((c) => !prev.includes(c)),
+      removed: prev.filter((c) => !next.includes(c)),
+      clients: next,
+    });
+    await this.writeStatus();
+    return true;
+  }
+
+  private async writeConf(): Promise<void> {
+    const conf = ganeshaConfig(this.o);
+    this.confGen++;
+    const p = providerPaths(this.o.stateDir).conf;
+    // Whole or not at all: ganesha may re-read it (SIGHUP, restart) at any time.
+    await writeFile(`${p}.tmp`, conf, { mode: 0o600 });
+    await rename(`${p}.tmp`, p);
+  }
+
+  /** Asks a serving ganesha to re-read the config it was started with. */
+  private reload(g: ChildProcess): void {
+    this.spawnedConf = this.confGen;
+    if (g.exitCode === null && g.signalCode === null) g.kill('SIGHUP');
   }
 
   private async writeStatus(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Issue 5 on the paper's Figure 6: bigdisk1 (h3) runs nfs-ganesha with
- * `supernet storage serve`, exporting one folder to a1 and c1 only; a1 (h1)
+ * `supernet storage serve`, exporting one folder to the members of channel
+ * 0x123 only (a1 and c1; the list follows the channel's membership); a1 (h1)
  * and c1 (h2) mount one encrypting volume from it with
  * `supernet fs mount --node NODE nfs://bigdisk1/export`, so the filesystem
  * runs inside the node and its NFS traffic crosses channel 0x123.
@@ -18,7 +19,9 @@
  *     nothing c1 held (volume keys come from the admin through the agents,
  *     no key files are handed around); the re-encryption survives a kill -9
  *     of the daemon doing it and the agent resumes it;
- *  6. a node outside channel 0x123 cannot reach the NFS server.
+ *  6. a node outside channel 0x123 cannot reach the NFS server; a node
+ *     admitted to the channel later is let in by the export, and dropped
+ *     from it when expelled.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
@@ -140,7 +143,7 @@ beforeAll(async () => {
     '--export',
     exportDir,
     '--clients',
-    'a1,c1',
+    'channel:0x123',
     '--state',
     providerState,
   ]);
@@ -175,7 +178,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('outsourced storage on Figure 6', () => {
-  it('the provider exports only to a1 and c1, on its virtual address', () => {
+  it('the provider exports only to channel 0x123 (a1 and c1), on its virtual address', () => {
     const st = readProviderStatus(providerState)!;
     expect(st.listen).toBe(node('bigdisk1').vip);
     expect(st.clients.sort()).toEqual([node('a1').vip, node('c1').vip].sort());
@@ -421,6 +424,11 @@ describe('outsourced storage on Figure 6', () => {
       expect(rec.reencrypt.total).toBeGreaterThan(0);
       expect(rec.reencrypt.done).toBe(rec.reencrypt.total);
       expect((rec as { keyEpochs?: number[] }).keyEpochs).toEqual([2]);
+      // The export follows the channel: c1's address is no longer admitted.
+      await until(() => readProviderStatus(providerState)?.clients.join() === node('a1').vip, {
+        what: "the provider to drop c1's address",
+        timeoutMs: 20_000,
+      });
       stop = true;
       await writer;
       expect(errors).toEqual([]);
@@ -534,6 +542,37 @@ describe('outsourced storage on Figure 6', () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout).not.toMatch(/objects/);
   }, 60_000);
+
+  it('a node admitted to channel 0x123 later is let in by the export, and dropped when expelled', async () => {
+    await sn.allow('d1', '0x4711', ['0x123']);
+    await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
+    nodes.set(
+      'd1',
+      await sn.login({ name: 'd1', host: 'h2', supernet: '0x4711', channels: ['0x123'] }),
+    );
+    const vip = node('d1').vip;
+    // Not in the list ganesha started with: admitted by a reload while serving.
+    await until(() => readProviderStatus(providerState)?.clients.includes(vip) ?? false, {
+      what: "the provider to admit d1's address",
+      timeoutMs: 20_000,
+    });
+    const st = readProviderStatus(providerState)!;
+    expect(st.clients.sort()).toEqual([node('a1').vip, vip].sort());
+    const ls = await sn.exec(
+      'h2',
+      'd1',
+      ['nfs-ls', `nfs://${node('bigdisk1').vip}/export?version=3&nfsport=2049&mountport=20048`],
+      { timeoutMs: 30_000 },
+    );
+    expect(ls.stdout).toMatch(/objects/);
+    // Same ganesha throughout: the change was a reload, not a restart.
+    expect(readProviderStatus(providerState)!.ganeshaPid).toBe(st.ganeshaPid);
+    await sn.cli(null, ['expel', '0x4711', 'd1']);
+    await until(() => !(readProviderStatus(providerState)?.clients.includes(vip) ?? true), {
+      what: "the provider to drop d1's address",
+      timeoutMs: 20_000,
+    });
+  }, 90_000);
 });
 
 /** Removes `names` under `root` (recursively). */

@@ -1,10 +1,15 @@
 /**
  * The provider's ganesha configuration and command lines (fs/provider.ts),
- * and the client-list resolution of `storage serve` (fs/cli-storage.ts).
+ * and the client-list resolution of `storage serve` (fs/provider-clients.ts).
  */
 import { describe, it, expect } from '@jest/globals';
 import { checkClient, ganeshaConfig, launchCommand, MAX_IO } from '../../fs/provider.js';
-import { resolveClients, type NodeContext } from '../../fs/cli-storage.js';
+import {
+  followClients,
+  parseClientSpec,
+  resolveClients,
+  type NodeContext,
+} from '../../fs/provider-clients.js';
 
 const base = {
   exportDir: '/srv/bigdisk1',
@@ -53,8 +58,15 @@ describe('ganesha configuration', () => {
     expect(ganeshaConfig(base)).not.toContain('Bind_addr');
   });
 
+  it('with no clients, the export admits nobody', () => {
+    const c = ganeshaConfig({ ...base, clients: [] });
+    const exportBlock = c.slice(c.indexOf('EXPORT {'));
+    expect(exportBlock).not.toContain('CLIENT {');
+    expect(exportBlock).not.toContain('Access_Type = RW');
+    expect(exportBlock).toContain('Access_Type = None;');
+  });
+
   it('refuses input that would admit everybody or inject configuration', () => {
-    expect(() => ganeshaConfig({ ...base, clients: [] })).toThrow(/at least one client/);
     expect(() => ganeshaConfig({ ...base, clients: ['0.0.0.0'] })).toThrow(/everybody/);
     expect(() => ganeshaConfig({ ...base, clients: ['10.0.0.0/0'] })).toThrow(/everybody/);
     expect(() => ganeshaConfig({ ...base, clients: ['*'] })).toThrow(/not an IPv4/);
@@ -92,21 +104,74 @@ describe('storage serve --clients', () => {
     supernet: '0x4711',
     ns: 'ns',
     vip: '10.71.17.4',
+    channels: [0x123],
     peers: new Map([
-      ['a1', '10.71.17.2'],
-      ['c1', '10.71.17.3'],
+      ['a1', { vip: '10.71.17.2', channels: [0x01, 0x123] }],
+      ['c1', { vip: '10.71.17.3', channels: [0x01, 0x123] }],
+      ['x1', { vip: '10.71.17.9', channels: [0x01] }],
     ]),
   };
   it('resolves peer names to their virtual addresses and keeps addresses', () => {
-    expect(resolveClients('a1, c1,10.9.9.9', node)).toEqual([
-      '10.71.17.2',
-      '10.71.17.3',
-      '10.9.9.9',
-    ]);
+    const spec = parseClientSpec('c1, a1,10.9.9.9', true);
+    expect(resolveClients(spec, node, true)).toEqual(['10.71.17.2', '10.71.17.3', '10.9.9.9']);
+  });
+  it('channel:ID admits the peers that share the channel, not the others', () => {
+    const spec = parseClientSpec('channel:0x123', true);
+    expect(spec.channels).toEqual([0x123]);
+    expect(resolveClients(spec, node, true)).toEqual(['10.71.17.2', '10.71.17.3']);
+    const alone = { ...node, peers: new Map([...node.peers].filter(([n]) => n === 'x1')) };
+    expect(resolveClients(spec, alone, true)).toEqual([]);
   });
   it('names what it cannot resolve', () => {
-    expect(() => resolveClients('a1,mallory', node)).toThrow(/mallory is not a peer of bigdisk1/);
-    expect(() => resolveClients('a1', null)).toThrow(/need --node/);
-    expect(() => resolveClients(' , ', node)).toThrow(/names nobody/);
+    expect(() => resolveClients(parseClientSpec('a1,mallory', true), node, true)).toThrow(
+      /mallory is not a peer of bigdisk1/,
+    );
+    expect(() => resolveClients(parseClientSpec('channel:0x01', true), node, true)).toThrow(
+      /bigdisk1 is not in channel 0x01/,
+    );
+    expect(() => parseClientSpec('a1', false)).toThrow(/need --node/);
+    expect(() => parseClientSpec('channel:0x123', false)).toThrow(/need --node/);
+    expect(() => parseClientSpec('channel:zz', true)).toThrow(/channel id/);
+    expect(() => parseClientSpec('a b', true)).toThrow(/not an address, node name or channel/);
+    expect(() => parseClientSpec('0.0.0.0', true)).toThrow(/everybody/);
+    expect(() => parseClientSpec(' , ', true)).toThrow(/names nobody/);
+  });
+  it('while following, a peer that left is dropped, not an error', () => {
+    const gone = { ...node, peers: new Map([...node.peers].filter(([n]) => n !== 'c1')) };
+    expect(resolveClients(parseClientSpec('a1,c1', true), gone, false)).toEqual(['10.71.17.2']);
+  });
+  it('follows membership changes and keeps the last list while the agent is unreachable', async () => {
+    const views: Array<NodeContext | Error> = [
+      node,
+      new Error('agent restarting'),
+      { ...node, peers: new Map([...node.peers].filter(([n]) => n !== 'c1')) },
+      new Error('agent restarting'),
+    ];
+    const changes: string[][] = [];
+    const warnings: string[] = [];
+    let calls = 0;
+    const done = new Promise<void>((res) => {
+      const stop = followClients(
+        parseClientSpec('channel:0x123', true),
+        ['10.71.17.2'],
+        async () => {
+          const v = views[Math.min(calls++, views.length - 1)]!;
+          if (calls >= views.length + 1) {
+            stop();
+            res();
+          }
+          if (v instanceof Error) throw v;
+          return v;
+        },
+        (l) => changes.push(l),
+        (w) => warnings.push(w),
+        5,
+      );
+    });
+    await done;
+    // The first view adds c1; the outage keeps it; the next view drops it.
+    expect(changes).toEqual([['10.71.17.2', '10.71.17.3'], ['10.71.17.2']]);
+    expect(warnings.filter((w) => w.includes('keeping the last client list')).length).toBe(2);
+    expect(warnings.filter((w) => w.includes('answers again')).length).toBe(1);
   });
 });
