@@ -35,6 +35,7 @@ export type AuditAction =
   | 'storage-role-granted'
   | 'storage-role-revoked'
   | 'storage-reencrypted'
+  | 'storage-reencrypt-claimed'
   | 'console-login';
 
 export interface AuditEntry {

@@ -20,6 +20,7 @@ import { PolicyError, PolicyHolder, POLICY_VERSION } from './policy.js';
 import { jsonLogger, type LogLevel } from './logger.js';
 import { createAdminService, DEFAULT_GRACE_MS, DEFAULT_VARP_TTL_MS } from './server.js';
 import { DEFAULT_REKEY_BATCH_MS } from './keytree-flush.js';
+import { DEFAULT_REENCRYPT_LEASE_MS } from './storage-roles.js';
 import { hostPort, intOption, parseArgs } from './argv.js';
 import {
   ADMIN_INFO_FILE,
@@ -48,6 +49,7 @@ export async function adminStart(argv: string[]): Promise<number> {
       'key-scheme': 'string',
       'rekey-batch-ms': 'string',
       'varp-ttl-ms': 'string',
+      'storage-lease-ms': 'string',
       'log-level': 'string',
       'metrics-token-file': 'string',
       'console-secure-cookies': 'boolean',
@@ -58,6 +60,14 @@ export async function adminStart(argv: string[]): Promise<number> {
   const listen = hostPort(cmd, 'listen', (opts.listen as string | undefined) ?? DEFAULT_LISTEN);
   const graceMs = intOption(cmd, 'grace-ms', opts['grace-ms'], DEFAULT_GRACE_MS);
   const varpTtlMs = intOption(cmd, 'varp-ttl-ms', opts['varp-ttl-ms'], DEFAULT_VARP_TTL_MS, 1000);
+  // How long a re-encrypting member may go quiet before another may take over.
+  const storageLeaseMs = intOption(
+    cmd,
+    'storage-lease-ms',
+    opts['storage-lease-ms'],
+    DEFAULT_REENCRYPT_LEASE_MS,
+    1000,
+  );
   // Channel-key scheme (docs/keys.md §8); SUPERNET_KEY_SCHEME sets the default for a deployment.
   const keyScheme =
     (opts['key-scheme'] as string | undefined) ?? process.env.SUPERNET_KEY_SCHEME ?? 'tree';
@@ -167,6 +177,7 @@ export async function adminStart(argv: string[]): Promise<number> {
     logger,
     graceMs,
     varpTtlMs,
+    storageLeaseMs,
     operatorToken,
     metricsTokens,
     consoleSecureCookies: Boolean(opts['console-secure-cookies']),

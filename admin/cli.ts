@@ -65,7 +65,7 @@ export function readAdminInfo(path: string): AdminInfoFile {
 }
 
 const START_USAGE =
-  'supernet admin start [--state DIR] [--listen HOST:PORT] [--url URL] [--policy FILE] [--grace-ms MS] [--key-scheme tree|flat] [--rekey-batch-ms MS] [--varp-ttl-ms MS] [--metrics-token-file FILE] [--console-secure-cookies] [--log-level debug|info|warn|error]';
+  'supernet admin start [--state DIR] [--listen HOST:PORT] [--url URL] [--policy FILE] [--grace-ms MS] [--key-scheme tree|flat] [--rekey-batch-ms MS] [--varp-ttl-ms MS] [--storage-lease-ms MS] [--metrics-token-file FILE] [--console-secure-cookies] [--log-level debug|info|warn|error]';
 
 // ---- operator commands ----------------------------------------------------------
 

@@ -38,6 +38,7 @@ export type ApiErrorCode =
   | 'vip_taken'
   | 'pool_exhausted'
   | 'role_exists'
+  | 'conflict'
   | 'too_many_attempts'
   | 'store_unavailable'
   | 'shutting_down'

@@ -61,6 +61,8 @@ export interface AdminServiceOptions {
   logger: Logger;
   graceMs?: number;
   varpTtlMs?: number;
+  /** Lease of the member re-encrypting a volume (default 60 s; admin/storage-roles.ts). */
+  storageLeaseMs?: number;
   /** Bearer secret for operator routes. */
   operatorToken: string;
   /** SSE keep-alive interval (default 15 s) and push coalescing (default 50 ms). */
@@ -323,7 +325,7 @@ export function createAdminService(opts: AdminServiceOptions): AdminService {
     adminSign: opts.identity.pub.sign,
   });
   // Storage key groups and their node routes (admin/storage-keys.ts, admin/storage-routes.ts).
-  extras.storage.attachKeys(opts.identity, publish);
+  extras.storage.attachKeys(opts.identity, publish, { leaseMs: opts.storageLeaseMs });
   storageNodeRoutes(r, { nodeAuth, json, storage: extras.storage });
 
   const metrics = adminMetrics({

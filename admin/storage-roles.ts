@@ -40,6 +40,11 @@ export interface VolumeRecord {
     epoch?: number | null;
     /** The remaining member whose host agent runs the re-encryption. */
     by?: string | null;
+    /**
+     * Until when `by` holds the job (ms since the epoch): renewed by its
+     * `running` reports; once it lapses, another member may claim the job.
+     */
+    leaseUntil?: number | null;
   };
 }
 
@@ -111,10 +116,16 @@ export function parseProgress(body: Record<string, unknown>): {
   return { state: body.state as ReencryptState, done, total, epoch };
 }
 
+/** Default lease of the member that re-encrypts a volume (see {@link StorageRoles.claim}). */
+export const DEFAULT_REENCRYPT_LEASE_MS = 60_000;
+
+const UNFINISHED: ReencryptState[] = ['needed', 'running', 'failed'];
+
 export class StorageRoles {
   private keys: StorageKeyGroups | null = null;
   private identity: Identity | null = null;
   private publish: (e: StorageEffects) => void = () => {};
+  private leaseMs = DEFAULT_REENCRYPT_LEASE_MS;
 
   constructor(private readonly d: { store: Store; audit: AuditLog; clock: Clock }) {}
 
@@ -122,9 +133,14 @@ export class StorageRoles {
    * Turns on the storage key groups (admin/storage-keys.ts): the admin then
    * creates, rotates and hands out volume keys to role holders.
    */
-  attachKeys(identity: Identity, publish: (e: StorageEffects) => void): void {
+  attachKeys(
+    identity: Identity,
+    publish: (e: StorageEffects) => void,
+    opts: { leaseMs?: number } = {},
+  ): void {
     this.identity = identity;
     this.publish = publish;
+    this.leaseMs = opts.leaseMs ?? DEFAULT_REENCRYPT_LEASE_MS;
     this.keys = new StorageKeyGroups(identity);
   }
 
@@ -228,9 +244,12 @@ export class StorageRoles {
           updatedAt: now,
           cause: why,
           epoch,
-          // The first remaining member (by name) runs it: deterministic, so
-          // every agent agrees without a lock; its agent restarts it after a crash.
+          // The first remaining member (by name) runs it, with a lease its
+          // progress renews; its agent restarts it after a crash. If its host
+          // is away (or never mounted the volume), the lease lapses and another
+          // member's agent claims the job (claim below).
           by: epoch !== null ? (remaining[0] ?? null) : null,
+          leaseUntil: epoch !== null && remaining.length ? now + this.leaseMs : null,
         },
       } satisfies VolumeRecord);
     this.d.audit.append(tx, {
@@ -289,14 +308,7 @@ export class StorageRoles {
   ): Promise<VolumeRecord> {
     const now = this.d.clock.now();
     return this.d.store.write((tx) => {
-      getSupernet(tx, sid, 'supernet id in the path');
-      const vol = tx.get<VolumeRecord>('storage', volKey(sid, volume));
-      if (!vol)
-        throw new ApiError(
-          404,
-          'not_found',
-          `volume name in the path: no volume ${volume} in ${sid}`,
-        );
+      const vol = volumeIn(tx, sid, volume);
       const target = vol.reencrypt.epoch ?? null;
       if (by !== undefined && vol.reencrypt.by !== by)
         throw new ApiError(
@@ -320,6 +332,14 @@ export class StorageRoles {
           cause: p.state === 'done' ? null : vol.reencrypt.cause,
           epoch: p.state === 'done' ? null : target,
           by: p.state === 'done' ? null : (vol.reencrypt.by ?? null),
+          // Only work in progress renews the lease: a member whose runs keep
+          // failing lets it lapse, so another member can take the job over.
+          leaseUntil:
+            p.state === 'done'
+              ? null
+              : p.state === 'running' && by !== undefined
+                ? now + this.leaseMs
+                : (vol.reencrypt.leaseUntil ?? null),
         },
       };
       tx.put('storage', volKey(sid, volume), next);
@@ -344,6 +364,49 @@ export class StorageRoles {
         const cur = s?.epochs[s.epochs.length - 1]?.epoch;
         if (cur !== undefined) this.keys.retireBefore(tx, sid, volume, target ?? cur);
       }
+      return next;
+    });
+  }
+
+  /**
+   * Member `node` asks to run the unfinished re-encryption of `volume`. It
+   * gets it (and a lease) if it already holds it, if nobody does, if the
+   * holder is no longer a member, or if the holder's lease has lapsed (its
+   * host is down or cut off, or never mounted the volume). A hand-over is
+   * audited; the old holder's next progress report is refused (403), which
+   * tells its agent to stop. Two runs cannot both write: the provider's
+   * writer lease (docs/storage.md) admits one mount or rekey at a time.
+   */
+  async claim(sid: string, volume: string, node: string): Promise<VolumeRecord> {
+    const now = this.d.clock.now();
+    return this.d.store.write((tx) => {
+      const vol = volumeIn(tx, sid, volume);
+      const members = this.members(tx, sid, volume);
+      if (!members.includes(node))
+        throw new ApiError(403, 'forbidden', `node ${node} holds no storage role of ${volume}`);
+      const r = vol.reencrypt;
+      if (!UNFINISHED.includes(r.state) || r.epoch == null)
+        throw new ApiError(409, 'conflict', `${volume} needs no re-encryption`);
+      const holder = r.by ?? null;
+      const lease = r.leaseUntil ?? 0;
+      if (holder !== node && holder !== null && members.includes(holder) && lease > now)
+        throw new ApiError(
+          409,
+          'conflict',
+          `${holder} is re-encrypting ${volume} (lease until ${new Date(lease).toISOString()})`,
+        );
+      const next: VolumeRecord = {
+        ...vol,
+        reencrypt: { ...r, by: node, leaseUntil: now + this.leaseMs, updatedAt: now },
+      };
+      tx.put('storage', volKey(sid, volume), next);
+      if (holder !== node)
+        this.d.audit.append(tx, {
+          action: 'storage-reencrypt-claimed',
+          supernet: sid,
+          node,
+          detail: { volume, epoch: r.epoch, from: holder, state: r.state },
+        });
       return next;
     });
   }
@@ -391,6 +454,15 @@ export class StorageRoles {
       return out;
     });
   }
+}
+
+/** The volume named in a request path, or a 404 naming what is missing. */
+function volumeIn(tx: WriteTx, sid: string, volume: string): VolumeRecord {
+  getSupernet(tx, sid, 'supernet id in the path');
+  const vol = tx.get<VolumeRecord>('storage', volKey(sid, volume));
+  if (!vol)
+    throw new ApiError(404, 'not_found', `volume name in the path: no volume ${volume} in ${sid}`);
+  return vol;
 }
 
 export { volumeName as parseVolumeName };

@@ -6,6 +6,10 @@
  *       storage role of, its epoch keys sealed to the node's X25519 key
  *   PUT /v1/storage/progress/:volume        (node token) {state, done, total, epoch}
  *       re-encryption progress, accepted only from the member chosen to run it
+ *       (a `running` report renews its lease)
+ *   POST /v1/storage/claim/:volume          (node token) → the volume record
+ *       take over an unfinished re-encryption whose runner's lease lapsed;
+ *       409 conflict while another member holds it
  *
  * The operator routes (roles, volumes, progress) are in admin/operator-routes.ts.
  */
@@ -33,5 +37,10 @@ export function storageNodeRoutes(r: Router, d: StorageRouteDeps): void {
     const volume = parseVolumeName(ctx.params.volume, 'volume name in the path');
     const p = parseProgress(await readJsonBody(ctx));
     d.json(ctx, 200, await d.storage.progress(s.supernet, volume, p, s.name));
+  });
+  r.post('/storage/claim/:volume', d.nodeAuth, async (ctx) => {
+    const s = ctx.state.session as SessionRecord;
+    const volume = parseVolumeName(ctx.params.volume, 'volume name in the path');
+    d.json(ctx, 200, await d.storage.claim(s.supernet, volume, s.name));
   });
 }

@@ -17,6 +17,14 @@
  *   reports progress with the node's token. A rekey that dies is started
  *   again after a pause (it resumes: the keyring keeps both epochs until the
  *   admin hears `done`); so is one that an agent restart interrupted.
+ * - **Hand-over**: the named member holds the job on a lease that its
+ *   `running` reports renew (a heartbeat every few seconds while the rekey
+ *   runs). An agent whose node holds the role and which knows where the
+ *   volume is stored asks for unfinished jobs that are not its own
+ *   (`POST /storage/claim/:volume`), again every `claimPollMs` while one is
+ *   pending: the admin hands the job over once the holder's lease lapsed
+ *   (its host is down, cut off, or never mounted the volume). A runner whose
+ *   report is refused because the job moved on stops its rekey.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
@@ -72,6 +80,10 @@ export interface StorageAgentOptions {
   controlSocket: string;
   /** Pause before restarting a failed re-encryption (ms). */
   retryMs?: number;
+  /** While another member's re-encryption is pending, how often to ask for it (ms). */
+  claimPollMs?: number;
+  /** Progress report interval while a rekey runs, even without progress (renews the lease). */
+  heartbeatMs?: number;
 }
 
 const VOLUME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -87,6 +99,8 @@ export class StorageAgent {
   private readonly running = new Map<string, ChildProcess>();
   private readonly retryAt = new Map<string, number>();
   private readonly checking = new Set<string>();
+  /** Per node: a re-check already scheduled (another member's job is pending). */
+  private readonly polls = new Map<string, NodeJS.Timeout>();
   private stopped = false;
 
   constructor(private readonly o: StorageAgentOptions) {}
@@ -228,20 +242,47 @@ export class StorageAgent {
       if (e instanceof StorageError && e.status === 404) return;
       throw e;
     }
+    let pendingElsewhere = false;
     for (const m of msgs) {
       const r = m.reencrypt;
-      if (r.by !== n.name || r.epoch === null || r.state === 'done' || r.state === 'idle') continue;
+      if (r.epoch === null || r.state === 'done' || r.state === 'idle') continue;
       const key = `${n.supernet}/${n.name}/${m.volume}`;
       if (this.running.has(key) || (this.retryAt.get(key) ?? 0) > Date.now()) continue;
       const where = this.remembered(n, m.volume);
       if (!where) {
-        this.o.logger.warn('cannot re-encrypt: this host never mounted the volume', {
-          node: n.name,
-          volume: m.volume,
-        });
+        if (r.by === n.name)
+          this.o.logger.warn(
+            'cannot re-encrypt: this host never mounted the volume (another member will take over)',
+            { node: n.name, volume: m.volume },
+          );
+        continue;
+      }
+      if (r.by !== n.name && !(await this.claim(n, m.volume))) {
+        pendingElsewhere = true;
         continue;
       }
       this.start(n, m.volume, r.epoch, where);
+    }
+    const k = `${n.supernet}/${n.name}`;
+    if (pendingElsewhere && !this.polls.has(k) && !this.stopped) {
+      const t = setTimeout(() => {
+        this.polls.delete(k);
+        this.onConfig(n);
+      }, this.o.claimPollMs ?? 10_000);
+      t.unref();
+      this.polls.set(k, t);
+    }
+  }
+
+  /** Asks the admin for another member's unfinished job; false while its holder's lease runs. */
+  private async claim(n: StorageNode, volume: string): Promise<boolean> {
+    try {
+      await this.call(n, 'POST', `/storage/claim/${encodeURIComponent(volume)}`);
+      this.o.logger.info('took over re-encryption', { node: n.name, volume });
+      return true;
+    } catch (e) {
+      if (!(e instanceof StorageError && e.status === 409)) throw e;
+      return false;
     }
   }
 
@@ -269,6 +310,7 @@ export class StorageAgent {
     let total: number | null = null;
     let last = 0;
     let pending: Promise<unknown> = Promise.resolve();
+    let lost = false;
     const report = (state: string, force = false): void => {
       const now = Date.now();
       if (!force && now - last < 500) return;
@@ -282,11 +324,23 @@ export class StorageAgent {
             epoch,
           }),
         )
-        .catch((e: unknown) =>
-          this.o.logger.warn('cannot report re-encryption progress', { volume, err: String(e) }),
-        );
+        .catch((e: unknown) => {
+          // The job went to another member (our lease lapsed): stop ours.
+          if (e instanceof StorageError && e.status === 403 && !lost) {
+            lost = true;
+            this.o.logger.warn('re-encryption was taken over by another member; stopping', {
+              node: n.name,
+              volume,
+            });
+            if (child.exitCode === null) child.kill('SIGTERM');
+            return;
+          }
+          this.o.logger.warn('cannot report re-encryption progress', { volume, err: String(e) });
+        });
     };
     report('running', true);
+    const heartbeat = setInterval(() => report('running', true), this.o.heartbeatMs ?? 2_000);
+    heartbeat.unref();
     let buf = '';
     let tail = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -306,6 +360,8 @@ export class StorageAgent {
     child.once('error', (e) => this.o.logger.error('cannot run fs rekey', { err: e.message }));
     child.once('close', (code, signal) => {
       this.running.delete(key);
+      clearInterval(heartbeat);
+      if (lost) return;
       if (code === 0) {
         this.o.logger.info('re-encryption done', { node: n.name, volume, epoch });
         report('done', true);
@@ -331,6 +387,8 @@ export class StorageAgent {
   /** Stops running re-encryptions (they resume on the next start). */
   stop(): void {
     this.stopped = true;
+    for (const t of this.polls.values()) clearTimeout(t);
+    this.polls.clear();
     for (const c of this.running.values()) if (c.exitCode === null) c.kill('SIGTERM');
   }
 }

@@ -21,7 +21,9 @@
  *     of the daemon doing it and the agent resumes it;
  *  6. a node outside channel 0x123 cannot reach the NFS server; a node
  *     admitted to the channel later is let in by the export, and dropped
- *     from it when expelled.
+ *     from it when expelled;
+ *  7. a re-encryption whose named runner's host is down is taken over by
+ *     another member's host once the runner's lease lapses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
@@ -69,7 +71,8 @@ let key: string;
 const mounted = new Set<string>();
 const node = (n: string): LoggedIn => nodes.get(n)!;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const HOST_OF: Record<string, string> = { a1: 'h1', c1: 'h2', bigdisk1: 'h3' };
+const HOST_OF: Record<string, string> = { a1: 'h1', c1: 'h2', d1: 'h2', bigdisk1: 'h3' };
+const LEASE_MS = 8_000;
 
 /** `supernet ARGS` in a host namespace, sharing the machine's mounts (FUSE visible to the test). */
 async function cli(host: string, args: string[], allowFail = false, env?: Record<string, string>) {
@@ -129,7 +132,8 @@ async function withMount<T>(n: string, fn: (mnt: string) => Promise<T>): Promise
 
 beforeAll(async () => {
   bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'] });
-  ({ sn, nodes } = await figure6(bed));
+  // A short lease of the re-encrypting member, so the hand-over test need not wait a minute.
+  ({ sn, nodes } = await figure6(bed, { storageLeaseMs: LEASE_MS }));
   exportDir = join(bed.dir, 'bigdisk1-export');
   providerState = join(bed.dir, 'bigdisk1-provider');
   await mkdir(exportDir, { recursive: true });
@@ -543,7 +547,7 @@ describe('outsourced storage on Figure 6', () => {
     expect(r.stdout).not.toMatch(/objects/);
   }, 60_000);
 
-  it('a node admitted to channel 0x123 later is let in by the export, and dropped when expelled', async () => {
+  it('a node admitted to channel 0x123 later is let in by the export', async () => {
     await sn.allow('d1', '0x4711', ['0x123']);
     await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
     nodes.set(
@@ -567,12 +571,66 @@ describe('outsourced storage on Figure 6', () => {
     expect(ls.stdout).toMatch(/objects/);
     // Same ganesha throughout: the change was a reload, not a restart.
     expect(readProviderStatus(providerState)!.ganeshaPid).toBe(st.ganeshaPid);
+  }, 90_000);
+
+  it("a re-encryption whose runner's host is down is taken over by another member", async () => {
+    // d1 (h2) becomes a member and mounts once, so h2's agent knows where vol1 lives;
+    // x1 holds the role only to be revoked.
+    for (const n of ['d1', 'x1'])
+      await sn.cli(null, ['storage-role', 'grant', '0x4711', 'vol1', n]);
+    await withMount('d1', async (m) => {
+      await writeFile(join(m, 'from-d1.txt'), 'd1 was here\n');
+    });
+    // a1's host agent stops answering (frozen: its host is down as far as anyone can tell).
+    const agent1 = sn.agents.get('h1')!;
+    process.kill(-agent1.pid, 'SIGSTOP');
+    try {
+      await sn.cli(null, ['storage-role', 'revoke', '0x4711', 'vol1', 'x1']);
+      const first = await volumeRecord();
+      // The first remaining member by name is a1, whose agent cannot run it.
+      expect(first.reencrypt).toMatchObject({ state: 'needed', by: 'a1', epoch: 4 });
+      const runners = new Set<string>();
+      await until(
+        async () => {
+          const rec = await volumeRecord();
+          if (rec.reencrypt.by) runners.add(String(rec.reencrypt.by));
+          return rec.reencrypt.state === 'done';
+        },
+        { what: 'the re-encryption to finish without a1', timeoutMs: 120_000, intervalMs: 200 },
+      );
+      expect(runners.has('d1')).toBe(true);
+      const audit = JSON.parse((await sn.cli(null, ['audit', '--json'])).stdout) as {
+        entries: Array<{ action: string; node: string | null; detail: Record<string, unknown> }>;
+      };
+      const claim = audit.entries.filter((e) => e.action === 'storage-reencrypt-claimed');
+      expect(claim.at(-1)).toMatchObject({ node: 'd1', detail: { volume: 'vol1', from: 'a1' } });
+    } finally {
+      process.kill(-agent1.pid, 'SIGCONT');
+    }
+    expect((await volumeRecord()) as { keyEpochs?: number[] }).toMatchObject({ keyEpochs: [4] });
+    const store = new DirStore(exportDir);
+    for (const n of await store.list()) expect(objectEpoch((await store.get(n))!)).toBe(4);
+    // a1 reads everything, d1's file included, with the new keys.
+    await withMount('a1', async (m) => {
+      expect(await readFile(join(m, 'from-d1.txt'), 'utf8')).toBe('d1 was here\n');
+    });
+  }, 240_000);
+
+  it('an expelled node is dropped from the export; the thawed runner re-encrypts again', async () => {
+    const vip = node('d1').vip;
     await sn.cli(null, ['expel', '0x4711', 'd1']);
     await until(() => !(readProviderStatus(providerState)?.clients.includes(vip) ?? true), {
       what: "the provider to drop d1's address",
       timeoutMs: 20_000,
     });
-  }, 90_000);
+    // d1's storage role went with it: a1's agent (answering again) re-encrypts to epoch 5.
+    await until(async () => (await volumeRecord()).reencrypt.state === 'done', {
+      what: 're-encryption by a1 after expelling d1',
+      timeoutMs: 120_000,
+      intervalMs: 200,
+    });
+    expect(await volumeRecord()).toMatchObject({ members: ['a1'], keyEpochs: [5] });
+  }, 180_000);
 });
 
 /** Removes `names` under `root` (recursively). */

@@ -46,7 +46,12 @@ export class SupernetBed {
 
   constructor(
     readonly bed: TestBed,
-    readonly opts: { graceMs?: number; varpTtlMs?: number; keyScheme?: 'tree' | 'flat' } = {},
+    readonly opts: {
+      graceMs?: number;
+      varpTtlMs?: number;
+      keyScheme?: 'tree' | 'flat';
+      storageLeaseMs?: number;
+    } = {},
   ) {}
 
   get dir(): string {
@@ -156,6 +161,8 @@ export class SupernetBed {
     ];
     if (this.opts.graceMs !== undefined) args.push('--grace-ms', String(this.opts.graceMs));
     if (this.opts.varpTtlMs !== undefined) args.push('--varp-ttl-ms', String(this.opts.varpTtlMs));
+    if (this.opts.storageLeaseMs !== undefined)
+      args.push('--storage-lease-ms', String(this.opts.storageLeaseMs));
     // The key tree is the default (docs/keys.md §8); a test may ask for the flat peer.
     args.push('--key-scheme', this.opts.keyScheme ?? 'tree');
     this.admin = this.bed.spawn(this.bed.host(host).ns, SUPERNET_BIN, args, {
@@ -343,7 +350,7 @@ export const FIGURE6 = {
 /** Brings up Figure 6 (admin + three agents + three nodes) on a fresh bed. */
 export async function figure6(
   bed: TestBed,
-  opts: { graceMs?: number; varpTtlMs?: number } = {},
+  opts: { graceMs?: number; varpTtlMs?: number; storageLeaseMs?: number } = {},
 ): Promise<{ sn: SupernetBed; nodes: Map<string, LoggedIn> }> {
   const sn = new SupernetBed(bed, opts);
   for (const n of FIGURE6.nodes) await sn.allow(n.name, n.supernet, n.channels);

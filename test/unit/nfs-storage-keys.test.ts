@@ -156,3 +156,70 @@ describe('storage key groups', () => {
     expect(name.text).toMatch(/volume/);
   });
 });
+
+describe('re-encryption hand-over', () => {
+  const call = (n: string, method: string, path: string, body?: unknown) =>
+    http(svc.url, method, path, {
+      headers: {
+        Authorization: `Node ${nodes.get(n)!.token}`,
+        ...(body ? { 'Content-Type': 'application/json' } : {}),
+      },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  const vol2 = async () => (await svc.client.storage('0x4711')).find((v) => v.volume === 'vol2')!;
+
+  it('the named member holds the job on a lease; another member takes it over only once it lapsed', async () => {
+    const identity = Identity.generate('d1');
+    const r = await svc.client.login(identity, {
+      name: 'd1',
+      supernet: '0x4711',
+      channels: ['0x123'],
+      endpoint: { ...EP, port: 7420 },
+    });
+    const cfg = r.config as unknown as { node: { id: string } };
+    nodes.set('d1', {
+      supernet: '0x4711',
+      name: 'd1',
+      token: r.token,
+      identity,
+      nodeId: cfg.node.id,
+    });
+    for (const n of ['a1', 'd1', 'bigdisk1'])
+      await svc.client.grantStorageRole('0x4711', 'vol2', n);
+    await svc.client.revokeStorageRole('0x4711', 'vol2', 'bigdisk1');
+    expect((await vol2()).reencrypt).toMatchObject({ state: 'needed', by: 'a1', epoch: 2 });
+
+    // a1's lease runs: d1 is told who holds it; a non-member may not ask at all.
+    const early = await call('d1', 'POST', '/v1/storage/claim/vol2');
+    expect(early.status).toBe(409);
+    expect(early.text).toMatch(/a1 is re-encrypting vol2/);
+    expect((await call('bigdisk1', 'POST', '/v1/storage/claim/vol2')).status).toBe(403);
+
+    // a1's progress renews the lease: 50 s later it still holds it.
+    svc.clock.advance(50_000);
+    const run = { state: 'running', done: 1, total: 10, epoch: 2 };
+    expect((await call('a1', 'PUT', '/v1/storage/progress/vol2', run)).status).toBe(200);
+    svc.clock.advance(50_000);
+    expect((await call('d1', 'POST', '/v1/storage/claim/vol2')).status).toBe(409);
+
+    // a1 goes quiet past its lease: d1 takes over, audited; a1's next report is refused.
+    svc.clock.advance(11_000);
+    const took = await call('d1', 'POST', '/v1/storage/claim/vol2');
+    expect(took.status).toBe(200);
+    expect((await vol2()).reencrypt).toMatchObject({ state: 'running', by: 'd1', epoch: 2 });
+    const { entries } = await svc.client.audit();
+    expect(entries.at(-1)).toMatchObject({
+      action: 'storage-reencrypt-claimed',
+      node: 'd1',
+      detail: { volume: 'vol2', from: 'a1', epoch: 2 },
+    });
+    expect((await call('a1', 'PUT', '/v1/storage/progress/vol2', run)).status).toBe(403);
+    // Claiming again while holding it only renews.
+    expect((await call('d1', 'POST', '/v1/storage/claim/vol2')).status).toBe(200);
+    const done = { state: 'done', done: 10, total: 10, epoch: 2 };
+    expect((await call('d1', 'PUT', '/v1/storage/progress/vol2', done)).status).toBe(200);
+    const finished = await call('d1', 'POST', '/v1/storage/claim/vol2');
+    expect(finished.status).toBe(409);
+    expect(finished.text).toMatch(/needs no re-encryption/);
+  });
+});
