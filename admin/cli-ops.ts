@@ -221,9 +221,19 @@ export async function storageRole(argv: string[]): Promise<number> {
       table([
         ['VOLUME', 'MEMBERS', 'RE-ENCRYPTION'],
         ...vols.map((v) => {
-          const r = v.reencrypt as { state: string; done: number | null; total: number | null };
+          const r = v.reencrypt as {
+            state: string;
+            done: number | null;
+            total: number | null;
+            by?: string | null;
+          };
           const progress = r.total ? ` ${r.done ?? 0}/${r.total}` : '';
-          return [String(v.volume), (v.members as string[]).join(',') || '-', r.state + progress];
+          const runner = r.by && r.state !== 'done' ? ` (by ${r.by})` : '';
+          return [
+            String(v.volume),
+            (v.members as string[]).join(',') || '-',
+            r.state + progress + runner,
+          ];
         }),
       ]),
     );

@@ -409,6 +409,9 @@ export function supernetView(sid) {
                   v.reencrypt.state,
                 ),
                 v.reencrypt.total ? ` ${v.reencrypt.done || 0}/${v.reencrypt.total}` : '',
+                v.reencrypt.by && v.reencrypt.state !== 'done'
+                  ? h('div', { class: 'details' }, `run by ${v.reencrypt.by}`)
+                  : '',
                 v.reencrypt.cause ? h('div', { class: 'details' }, v.reencrypt.cause) : '',
               ),
             ),

@@ -204,6 +204,7 @@ export const ACTION_CLASS = {
   'grant-revoked': 'warn',
   'storage-role-revoked': 'warn',
   'storage-reencrypted': 'good',
+  'storage-reencrypt-claimed': 'warn',
   logout: 'warn',
 };
 
