@@ -36,6 +36,7 @@ import {
 import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
 import { jsonLogger } from './log.js';
 import {
+  FOLLOW_INTERVAL_MS,
   followClients,
   isDynamic,
   parseClientSpec,
@@ -241,8 +242,13 @@ async function serve(argv: string[]): Promise<number> {
   // told each new list on its stdin, one JSON line per change.
   const follow =
     node && isDynamic(spec)
-      ? (child: ChildProcess) =>
-          followClients(
+      ? (child: ChildProcess) => {
+          // A write racing the inner process's exit must not take us down (EPIPE).
+          child.stdin?.on('error', () => {});
+          process.stderr.write(
+            `supernet storage serve: the export follows ${clients} (the agent's view of ${node.name}'s peers, re-read every ${FOLLOW_INTERVAL_MS / 1000} s)\n`,
+          );
+          return followClients(
             spec,
             initial,
             () =>
@@ -253,7 +259,8 @@ async function serve(argv: string[]): Promise<number> {
               ),
             (list) => child.stdin?.write(JSON.stringify({ clients: list }) + '\n'),
             (msg) => process.stderr.write(`supernet storage serve: ${msg}\n`),
-          )
+          );
+        }
       : undefined;
   return runForwarding(
     launchCommand(netns, inner),
@@ -369,7 +376,7 @@ async function status(argv: string[]): Promise<number> {
     [
       `provider pid ${st.pid}, ganesha pid ${st.ganeshaPid ?? '-'} (started ${st.starts}× since ${st.since})`,
       `export ${st.exportDir} as ${st.exportPath} on ${st.listen ?? '*'}:${st.nfsPort} (MOUNT ${st.mountPort})`,
-      `clients ${st.clients.join(', ')}`,
+      `clients ${st.clients.join(', ') || '(nobody)'}`,
       `log ${providerPaths(state).log}`,
       '',
     ].join('\n'),

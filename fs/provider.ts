@@ -395,10 +395,19 @@ export class ProviderServer {
    */
   async setClients(clients: string[]): Promise<boolean> {
     const next = [...new Set(clients.map(checkClient))].sort();
+    // One update at a time: each rewrites the config the previous one wrote.
+    const run = this.updates.then(() => this.applyClients(next));
+    this.updates = run.catch(() => {});
+    return run;
+  }
+
+  private updates: Promise<unknown> = Promise.resolve();
+
+  private async applyClients(next: string[]): Promise<boolean> {
     const prev = [...this.o.clients].sort();
     if (next.length === prev.length && next.every((c, i) => c === prev[i])) return false;
+    await this.writeConf({ ...this.o, clients: next });
     this.o.clients = next;
-    await this.writeConf();
     const g = this.ganesha;
     if (g && this.serving) this.reload(g);
     this.log.info('export clients changed', {
@@ -410,8 +419,8 @@ export class ProviderServer {
     return true;
   }
 
-  private async writeConf(): Promise<void> {
-    const conf = ganeshaConfig(this.o);
+  private async writeConf(o: typeof this.o = this.o): Promise<void> {
+    const conf = ganeshaConfig(o);
     this.confGen++;
     const p = providerPaths(this.o.stateDir).conf;
     // Whole or not at all: ganesha may re-read it (SIGHUP, restart) at any time.
