@@ -197,21 +197,11 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   const e2 = join(dir, 'export-underlay');
   await mkdir(e1);
   await mkdir(e2);
-  const p1 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
-    'storage',
-    'serve',
-    '--node',
-    'bigdisk1',
-    '--agent',
-    sn.agentSocket('h3'),
-    '--export',
-    e1,
-    '--clients',
-    'a1',
-    '--state',
-    join(dir, 'prov-channel'),
-  ]);
-  await p1.waitForOutput(/serving nfs:/, 30_000);
+  const { proc: p1 } = await sn.serveStorage('h3', 'bigdisk1', {
+    exportDir: e1,
+    clients: 'a1',
+    state: join(dir, 'prov-channel'),
+  });
   const p2 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
     'storage',
     'serve',

@@ -4,13 +4,18 @@
  * its lowdb file on h1, a host agent on each host, Supernet 0x4711 with
  * nodes a1 (h1), c1 (h2) and bigdisk1 (h3) on channels 0x01 and 0x123;
  * stock Apache inside c1, and curl inside a1 fetching its page through the
- * Supernet. Everything is removed at the end (or on Ctrl-C); `--keep` keeps
+ * Supernet; then the paper's outsourced storage: bigdisk1 serves an NFS
+ * export to channel 0x123 (`supernet storage serve`), a1 mounts an
+ * encrypting volume from it with keys from the admin's storage key group,
+ * writes a file, and the provider's folder is shown to hold only opaque
+ * objects. Everything is removed at the end (or on Ctrl-C); `--keep` keeps
  * it up until Ctrl-C.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { volumeKeysDir } from '../fs/cli-storage.js';
 import { TestBed } from '../test/bed/bed.js';
-import { FIGURE6, SUPERNET_BIN, figure6 } from '../test/scenario/supernet-bed.js';
+import { FIGURE6, SUPERNET_BIN, figure6, type SupernetBed } from '../test/scenario/supernet-bed.js';
 
 const keep = process.argv.includes('--keep');
 const say = (s: string): void => {
@@ -94,15 +99,88 @@ async function main(): Promise<number> {
     const ok = page.code === 0 && page.stdout.includes('Hello from c1');
     say(ok ? 'OK: the page came through the Supernet.' : 'FAILED: the page did not come through.');
     await sn.exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'stop'], { allowFail: true });
+    const stored = await storageDemo(bed, sn);
+    say(
+      stored
+        ? 'OK: a1 stored and read back a file on bigdisk1, which holds only ciphertext.'
+        : 'FAILED: outsourced storage did not work.',
+    );
     if (keep) {
       say(
         `\nKept running. Try:\n  ${SUPERNET_BIN} status --agent ${sn.agentSocket('h2')}\n  ${SUPERNET_BIN} exec a1 --agent ${sn.agentSocket('h1')} -- ping ${c1.vip}\nCtrl-C removes everything.`,
       );
       await new Promise(() => undefined);
     }
-    return ok ? 0 : 1;
+    return ok && stored ? 0 : 1;
   } finally {
     if (!keep) await stop();
+  }
+}
+
+/**
+ * Figure 6's storage use: bigdisk1 exports a folder to channel 0x123, a1
+ * mounts an encrypting volume from it over the channel and writes a file.
+ */
+async function storageDemo(bed: TestBed, sn: SupernetBed): Promise<boolean> {
+  const exportDir = join(bed.dir, 'bigdisk1-export');
+  mkdirSync(exportDir, { recursive: true });
+  say(
+    `\n$ supernet storage serve --node bigdisk1 --export ${exportDir} --clients channel:0x123   (on h3)`,
+  );
+  const { proc: provider, line } = await sn.serveStorage('h3', 'bigdisk1', {
+    exportDir,
+    clients: 'channel:0x123',
+    state: join(bed.dir, 'bigdisk1-provider'),
+    logFile: 'provider.log',
+  });
+  say(`  ${line}`);
+  const fs = async (args: string[]): Promise<string> =>
+    (
+      await bed.run(bed.host('h1').ns, SUPERNET_BIN, args, { mounts: 'shared', timeoutMs: 120_000 })
+    ).stdout.trim();
+  const url = 'nfs://bigdisk1/export';
+  const node = ['--node', 'a1', '--agent', sn.agentSocket('h1'), '--volume', 'vol1'];
+  const state = ['--state', join(bed.dir, 'fs-state-a1')];
+  const mnt = join(bed.dir, 'mnt-a1');
+  mkdirSync(mnt, { recursive: true });
+  let mounted = false;
+  try {
+    say('$ supernet storage-role grant 0x4711 vol1 a1');
+    await sn.cli(null, ['storage-role', 'grant', '0x4711', 'vol1', 'a1']);
+    say(`$ supernet fs init --node a1 --volume vol1 ${url}`);
+    say((await fs(['fs', 'init', ...node, url, ...state])).replace(/^/gm, '  '));
+    say(`$ supernet fs mount --node a1 --volume vol1 ${url} ${mnt}`);
+    await fs(['fs', 'mount', ...node, url, mnt, ...state]);
+    mounted = true;
+    const file = join(mnt, 'plan.txt');
+    const text = 'stored by a1 on bigdisk1, encrypted before it left a1';
+    await sn.exec('h1', 'a1', ['sh', '-c', `echo '${text}' > ${file}`]);
+    const back = (await sn.exec('h1', 'a1', ['cat', file])).stdout.trim();
+    say(`$ supernet exec a1 -- cat ${file}\n  ${back}`);
+    await fs(['fs', 'unmount', mnt]);
+    mounted = false;
+    const objects = readdirSync(join(exportDir, 'objects'));
+    say(
+      `$ ls ${exportDir}   (what bigdisk1's operator sees)\n  ${readdirSync(exportDir).join('  ')}\n  objects/: ${objects.length} entries, e.g. ${objects.slice(0, 3).join(', ')}`,
+    );
+    // Neither the file's name nor its content is in anything the provider stores.
+    const leaked = readdirSync(exportDir, { recursive: true })
+      .map((n) => join(exportDir, String(n)))
+      .filter((f) => statSync(f).isFile())
+      .some((f) => {
+        const b = readFileSync(f);
+        return b.includes(text) || b.includes('plan.txt');
+      });
+    say(
+      leaked
+        ? '  the plaintext IS visible to the provider'
+        : '  (no object holds the name or the text)',
+    );
+    return back === text && !leaked;
+  } finally {
+    if (mounted) await bed.run(null, 'fusermount', ['-u', mnt], { allowFail: true });
+    await provider.stop('SIGTERM', 10_000);
+    rmSync(join(volumeKeysDir(), '0x4711-a1-vol1.json'), { force: true });
   }
 }
 

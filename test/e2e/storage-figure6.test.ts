@@ -42,7 +42,7 @@ import {
 } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestBed, ping, until, type BedProcess } from '../bed/bed.js';
+import { TestBed, ping, until } from '../bed/bed.js';
 import {
   AGENT_PORT,
   SUPERNET_BIN,
@@ -63,7 +63,6 @@ import { volumeKeysDir } from '../../fs/cli-storage.js';
 let bed: TestBed;
 let sn: SupernetBed;
 let nodes: Map<string, LoggedIn>;
-let provider: BedProcess;
 let providerState: string;
 let exportDir: string;
 let url: string;
@@ -137,21 +136,11 @@ beforeAll(async () => {
   exportDir = join(bed.dir, 'bigdisk1-export');
   providerState = join(bed.dir, 'bigdisk1-provider');
   await mkdir(exportDir, { recursive: true });
-  provider = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
-    'storage',
-    'serve',
-    '--node',
-    'bigdisk1',
-    '--agent',
-    sn.agentSocket('h3'),
-    '--export',
+  await sn.serveStorage('h3', 'bigdisk1', {
     exportDir,
-    '--clients',
-    'channel:0x123',
-    '--state',
-    providerState,
-  ]);
-  await provider.waitForOutput(/serving nfs:\/\//, 30_000);
+    clients: 'channel:0x123',
+    state: providerState,
+  });
   url = 'nfs://bigdisk1/export';
   // a1 and c1 hold the storage role of the volume (admin records, audited).
   for (const n of ['a1', 'c1']) await sn.cli(null, ['storage-role', 'grant', '0x4711', 'vol1', n]);

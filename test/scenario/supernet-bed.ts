@@ -69,6 +69,37 @@ export class SupernetBed {
   agentSocket(host: string): string {
     return join(this.dir, `agent-${host}.sock`);
   }
+  /**
+   * Starts `supernet storage serve` for provider node `node` (logged in on
+   * `host`) exporting `exportDir` to `clients`, and waits until it serves.
+   */
+  async serveStorage(
+    host: string,
+    node: string,
+    o: { exportDir: string; clients: string; state: string; logFile?: string },
+  ): Promise<{ proc: BedProcess; line: string }> {
+    const proc = this.bed.spawn(
+      this.bed.host(host).ns,
+      SUPERNET_BIN,
+      [
+        'storage',
+        'serve',
+        '--node',
+        node,
+        '--agent',
+        this.agentSocket(host),
+        '--export',
+        o.exportDir,
+        '--clients',
+        o.clients,
+        '--state',
+        o.state,
+      ],
+      o.logFile ? { logFile: o.logFile } : {},
+    );
+    const line = await proc.waitForOutput(/serving nfs:\/\/.*/, 30_000);
+    return { proc, line };
+  }
   /** Where the configfs of host `host`'s agent is mounted. */
   configfsMount(host: string): string {
     return join(this.dir, `configfs-${host}`, 'mnt');
