@@ -81,6 +81,16 @@ interface Results {
   iperfDown: number;
   /** where the CPU went during each measured path */
   cpu: Map<CpuPath, CpuReport>;
+  /** a1's TUN traffic during each path that crosses the channel (h1's agent counters) */
+  packets: Map<CpuPath, Traffic>;
+}
+
+/** Packets and bytes a1's TUN device sent into and received from the Supernet. */
+interface Traffic {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
 }
 
 type CpuPath = 'rawWrite' | 'rawRead' | 'fsWrite' | 'fsRead' | 'chanWrite' | 'chanRead' | 'revoke';
@@ -180,10 +190,32 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   const cpu = new Map<CpuPath, CpuReport>();
   const labels = (): ((pid: number, comm: string) => string | undefined) => labeller(bed.prefix);
   /** Seconds `fn` took; records where the CPU went meanwhile under `path`. */
+  const packets = new Map<CpuPath, Traffic>();
+  const a1Traffic = async (): Promise<Traffic> => {
+    const n = (await sn.status('h1')).nodes.find((x) => x.name === 'a1')!;
+    const c = n.counters;
+    return {
+      txPackets: c.txPackets ?? 0,
+      txBytes: c.txBytes ?? 0,
+      rxPackets: c.rxPackets ?? 0,
+      rxBytes: c.rxBytes ?? 0,
+    };
+  };
   const measure = async (path: CpuPath, fn: () => Promise<unknown>): Promise<number> => {
+    const crosses = !path.startsWith('raw');
+    const t0 = crosses ? await a1Traffic() : null;
     const before = await cpuSnapshot();
     const seconds = await timed(fn);
     const report = cpuBetween(before, await cpuSnapshot(), labels());
+    if (t0) {
+      const t1 = await a1Traffic();
+      packets.set(path, {
+        txPackets: t1.txPackets - t0.txPackets,
+        txBytes: t1.txBytes - t0.txBytes,
+        rxPackets: t1.rxPackets - t0.rxPackets,
+        rxBytes: t1.rxBytes - t0.rxBytes,
+      });
+    }
     cpu.set(path, report);
     log.info('cpu', { path, cpu: describeCpu(report) });
     return seconds;
@@ -316,9 +348,41 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
     revokeS,
     revokeObjects: Number(objects),
     cpu,
+    packets,
     iperfUp,
     iperfDown,
   };
+}
+
+/** a1's TUN packets per MiB moved and their mean size, per path over the channel. */
+function packetTable(r: Results): string {
+  const rows: string[][] = [];
+  for (const [path, name] of CPU_ROWS) {
+    const t = r.packets.get(path);
+    if (!t) continue;
+    const mib = path === 'revoke' ? REVOKE_MIB : MIB;
+    const mean = (bytes: number, n: number): string => (n ? (bytes / n / 1024).toFixed(1) : '');
+    rows.push([
+      name,
+      (t.txPackets / mib).toFixed(0),
+      mean(t.txBytes, t.txPackets),
+      (t.rxPackets / mib).toFixed(0),
+      mean(t.rxBytes, t.rxPackets),
+      ((t.txBytes + t.rxBytes) / (mib * 1024 * 1024)).toFixed(2),
+    ]);
+  }
+  return table(
+    [
+      'path',
+      'a1 → channel, packets per MiB',
+      'mean KiB',
+      'channel → a1, packets per MiB',
+      'mean KiB',
+      'bytes through a1 per byte moved',
+    ],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r'],
+  );
 }
 
 /** CPU ms per MiB of a measured path by part, and their busy sum (all but idle). */
@@ -460,6 +524,10 @@ Revocation: re-encryption of the mounted volume holding ${REVOKE_MIB} MiB (${r.r
 Where the CPU went, in CPU milliseconds per MiB moved (user + system time of each process from /proc/PID/stat over the measured stretch, by command and test-bed namespace: the node processes in a1 are the Supernet fs daemon, those in the host namespaces the host agents; "nfs-cp, dd" includes the commands that exited within the stretch; "kernel" is softirq packet work plus kernel threads and processes under 1%; idle is what the 2 cores left unused):
 
 ${cpuTable(r)}
+
+a1's traffic through the channel for the paths that cross it (h1's agent counters before and after each; the agent counts inner packets of at most the node MTU, one sealed datagram each, also when the kernel hands it a segmentation-offloaded burst of up to 64 KiB). Equal packet counts and sizes on two rows mean their difference in host-agent CPU per MiB is not the traffic's shape:
+
+${packetTable(r)}
 
 Every path that crosses the channel pays both host agents' packet crypto and the kernel's TCP and UDP work twice (once in each node, once on the underlay); the machine's ${machine.nproc} cores × 1000 ms divided by a row's busy sum is the most MiB/s that path could carry on this machine with no idle time. ${budgetNote(r, machine.nproc)}
 
