@@ -20,7 +20,7 @@
  */
 import { parseChannelId, formatChannelId } from '../admin/ids.js';
 import { CliError, EXIT } from '../bin/cli-kit.js';
-import { checkClient } from './provider.js';
+import { checkClient, sameClients } from './provider.js';
 
 /** A node on this host, as its agent reports it, with the peers it can reach. */
 export interface NodeContext {
@@ -121,11 +121,6 @@ export function resolveClients(
   for (const p of node?.peers.values() ?? [])
     if (spec.channels.some((c) => p.channels.includes(c))) out.add(p.vip);
   return [...out].sort();
-}
-
-/** Equal as sets (both sorted and unique, as {@link resolveClients} returns). */
-export function sameClients(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((c, i) => c === b[i]);
 }
 
 /**

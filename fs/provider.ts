@@ -98,6 +98,11 @@ export function checkClient(c: string): string {
   return c;
 }
 
+/** Equal as lists of addresses, both sorted and unique. */
+export function sameClients(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((c, i) => c === b[i]);
+}
+
 function checkPort(p: number, what: string): number {
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`${what} must be 1..65535`);
   return p;
@@ -405,7 +410,7 @@ export class ProviderServer {
 
   private async applyClients(next: string[]): Promise<boolean> {
     const prev = [...this.o.clients].sort();
-    if (next.length === prev.length && next.every((c, i) => c === prev[i])) return false;
+    if (sameClients(next, prev)) return false;
     await this.writeConf({ ...this.o, clients: next });
     this.o.clients = next;
     const g = this.ganesha;
