@@ -274,14 +274,23 @@ export class StorageAgent {
     }
   }
 
-  /** Asks the admin for another member's unfinished job; false while its holder's lease runs. */
+  /**
+   * Asks the admin for another member's unfinished job. False while its
+   * holder's lease runs, and also when the admin cannot be asked now: the
+   * poll asks again, and the node's other volumes are still looked at.
+   */
   private async claim(n: StorageNode, volume: string): Promise<boolean> {
     try {
       await this.call(n, 'POST', `/storage/claim/${encodeURIComponent(volume)}`);
       this.o.logger.info('took over re-encryption', { node: n.name, volume });
       return true;
     } catch (e) {
-      if (!(e instanceof StorageError && e.status === 409)) throw e;
+      if (!(e instanceof StorageError && e.status === 409))
+        this.o.logger.warn('cannot ask for the re-encryption', {
+          node: n.name,
+          volume,
+          err: String(e),
+        });
       return false;
     }
   }
