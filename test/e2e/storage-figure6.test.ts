@@ -510,39 +510,19 @@ describe('outsourced storage on Figure 6', () => {
   }, 300_000);
 
   it('a node outside channel 0x123 cannot reach the NFS server at all', async () => {
-    await sn.allow('x1', '0x4711', ['0x01']);
-    await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
-    nodes.set(
-      'x1',
-      await sn.login({ name: 'x1', host: 'h2', supernet: '0x4711', channels: ['0x01'] }),
-    );
+    await admitOnH2('x1', ['0x01']);
     // x1 shares channel 0x01 with a1 (so its network works) but not 0x123 with bigdisk1.
     expect((await ping(sn.bed, node('x1').ns, node('a1').vip, { count: 2 })).lossPct).toBe(0);
     expect((await ping(sn.bed, node('x1').ns, node('bigdisk1').vip, { count: 1 })).lossPct).toBe(
       100,
     );
-    const r = await sn.exec(
-      'h2',
-      'x1',
-      [
-        'timeout',
-        '5',
-        'nfs-ls',
-        `nfs://${node('bigdisk1').vip}/export?version=3&nfsport=2049&mountport=20048`,
-      ],
-      { allowFail: true, timeoutMs: 30_000 },
-    );
+    const r = await nfsLsFrom('x1', true);
     expect(r.code).not.toBe(0);
     expect(r.stdout).not.toMatch(/objects/);
   }, 60_000);
 
   it('a node admitted to channel 0x123 later is let in by the export', async () => {
-    await sn.allow('d1', '0x4711', ['0x123']);
-    await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
-    nodes.set(
-      'd1',
-      await sn.login({ name: 'd1', host: 'h2', supernet: '0x4711', channels: ['0x123'] }),
-    );
+    await admitOnH2('d1', ['0x123']);
     const vip = node('d1').vip;
     // Not in the list ganesha started with: admitted by a reload while serving.
     await until(() => readProviderStatus(providerState)?.clients.includes(vip) ?? false, {
@@ -551,12 +531,7 @@ describe('outsourced storage on Figure 6', () => {
     });
     const st = readProviderStatus(providerState)!;
     expect(st.clients.sort()).toEqual([node('a1').vip, vip].sort());
-    const ls = await sn.exec(
-      'h2',
-      'd1',
-      ['nfs-ls', `nfs://${node('bigdisk1').vip}/export?version=3&nfsport=2049&mountport=20048`],
-      { timeoutMs: 30_000 },
-    );
+    const ls = await nfsLsFrom('d1', false);
     expect(ls.stdout).toMatch(/objects/);
     // Same ganesha throughout: the change was a reload, not a restart.
     expect(readProviderStatus(providerState)!.ganeshaPid).toBe(st.ganeshaPid);
@@ -621,6 +596,19 @@ describe('outsourced storage on Figure 6', () => {
     expect(await volumeRecord()).toMatchObject({ members: ['a1'], keyEpochs: [5] });
   }, 180_000);
 });
+
+/** Allows node `name` in `channels` and logs it in on h2. */
+async function admitOnH2(name: string, channels: string[]): Promise<void> {
+  await sn.allow(name, '0x4711', channels);
+  await new Promise((r) => setTimeout(r, 1500)); // policy hot reload
+  nodes.set(name, await sn.login({ name, host: 'h2', supernet: '0x4711', channels }));
+}
+
+/** libnfs `nfs-ls` of bigdisk1's export, run inside node `n` on h2 (5 s at most). */
+function nfsLsFrom(n: string, allowFail: boolean) {
+  const url = `nfs://${node('bigdisk1').vip}/export?version=3&nfsport=2049&mountport=20048`;
+  return sn.exec('h2', n, ['timeout', '5', 'nfs-ls', url], { allowFail, timeoutMs: 30_000 });
+}
 
 /** Removes `names` under `root` (recursively). */
 async function rmTree(root: string, names: string[]): Promise<void> {
