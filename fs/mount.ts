@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,8 +16,10 @@ import { decodeVolumeHeader } from './format.js';
 import { Volume, type VolumeOptions } from './volume.js';
 import { VolumeError } from './errors.js';
 import type { LeaseOptions } from './lease.js';
+import { loadFuseLL } from './fuse-ll.js';
 import { loadFuse, type FuseHandle } from './fuse.js';
 import { fuseOps } from './fuse-ops.js';
+import { fuseDispatch } from './fuse-ll-ops.js';
 import { type Logger, nullLogger } from './log.js';
 
 const run = promisify(execFile);
@@ -207,10 +209,99 @@ export interface Mounted {
   unmount(): Promise<void>;
 }
 
+/** A served FUSE session of one mount. */
+interface FuseSession {
+  /** Frees the session (after the kernel let go of the mount, or to detach it). */
+  close(): void;
+}
+
+/**
+ * Which FUSE binding serves the volume: the low-level one on the event loop
+ * (fs/fuse-ll.ts, the default) or fuse-native's high-level one
+ * (`SUPERNET_FUSE_API=high`, kept while the low-level one is new).
+ */
+function fuseApi(): 'low' | 'high' {
+  return process.env.SUPERNET_FUSE_API === 'high' ? 'high' : 'low';
+}
+
+/** Mounts `volume` on `mountpoint`; `gone` runs when the kernel ends the session. */
+async function serveFuse(
+  volume: Volume,
+  mountpoint: string,
+  a: MountArgs,
+  log: Logger,
+  gone: () => void,
+): Promise<FuseSession> {
+  const allowOther = a.allowOther ?? process.getuid?.() === 0;
+  if (fuseApi() === 'high') {
+    const Fuse = loadFuse();
+    let fuse: FuseHandle | null = null;
+    const handle = new Fuse(
+      mountpoint,
+      fuseOps(volume, () => fuse, log),
+      {
+        force: true,
+        autoUnmount: true,
+        bigWrites: true,
+        maxWrite: 131072,
+        defaultPermissions: true,
+        allowOther,
+        fsname: 'supernet',
+        timeout: false,
+        entryTimeout: ENTRY_TIMEOUT_S,
+        attrTimeout: ENTRY_TIMEOUT_S,
+        debug: !!a.debug,
+      },
+    );
+    fuse = handle;
+    await new Promise<void>((res, rej) => handle.mount((err) => (err ? rej(err) : res())));
+    return { close: () => {} };
+  }
+  const ll = loadFuseLL();
+  // A mount left behind by a daemon that died answers ENOTCONN: detach it
+  // first (only then: a live mount of anything else is not ours to remove).
+  const stale = await stat(mountpoint).then(
+    () => false,
+    (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN' || e.code === 'ENXIO',
+  );
+  if (stale) await run('fusermount', ['-uz', mountpoint]).catch(() => {});
+  const options = [
+    'fsname=supernet',
+    'default_permissions',
+    // Writes of up to 128 KiB per request instead of 4 KiB (design brief §4).
+    'big_writes',
+    'max_write=131072',
+    // fusermount detaches the mount when this process dies, even by kill -9.
+    'auto_unmount',
+    ...(allowOther ? ['allow_other'] : []),
+    ...(a.debug ? ['debug'] : []),
+  ].join(',');
+  let initDone!: () => void;
+  const initialised = new Promise<void>((r) => (initDone = r));
+  const { dispatch, st, input } = fuseDispatch(volume, ll, log, {
+    onInit: () => initDone(),
+    onGone: gone,
+  });
+  // Only this daemon changes the volume and the kernel keeps its caches
+  // coherent with what goes through the mount, so names and attributes
+  // may be cached longer than libfuse's 1 s (file data is not: a read
+  // after open always comes here and is verified).
+  const handle = ll.mount(
+    mountpoint,
+    options,
+    dispatch,
+    st,
+    input,
+    ENTRY_TIMEOUT_S,
+    ENTRY_TIMEOUT_S,
+  );
+  await initialised;
+  return { close: () => ll.close(handle) };
+}
+
 /** Mounts the volume and serves it until it is unmounted. */
 export async function mountVolume(a: MountArgs): Promise<Mounted> {
   const log = a.logger ?? nullLogger;
-  const Fuse = loadFuse();
   const mountpoint = resolve(a.mountpoint);
   // Refuse before opening: a read-write open of a volume in use is what the
   // writer lease exists to stop (it would sweep the live mount's objects).
@@ -223,30 +314,14 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
     );
   }
   const { volume, keyring, state } = await openVolume({ ...a, stateDir: known.dir });
-  let fuse: FuseHandle | null = null;
-  const handle = new Fuse(
-    mountpoint,
-    fuseOps(volume, () => fuse, log),
-    {
-      force: true,
-      autoUnmount: true,
-      bigWrites: true,
-      maxWrite: 131072,
-      defaultPermissions: true,
-      allowOther: a.allowOther ?? process.getuid?.() === 0,
-      fsname: 'supernet',
-      timeout: false,
-      // Only this daemon changes the volume and the kernel keeps its caches
-      // coherent with what goes through the mount, so names and attributes
-      // may be cached longer than libfuse's 1 s (file data is not: a read
-      // after open always comes here and is verified).
-      entryTimeout: ENTRY_TIMEOUT_S,
-      attrTimeout: ENTRY_TIMEOUT_S,
-      debug: !!a.debug,
-    },
-  );
-  fuse = handle;
-  await new Promise<void>((res, rej) => handle.mount((err) => (err ? rej(err) : res())));
+  let onGone = (): void => {};
+  let session: FuseSession;
+  try {
+    session = await serveFuse(volume, mountpoint, a, log, () => onGone());
+  } catch (e) {
+    await volume.close().catch(() => {});
+    throw new VolumeError('busy', `cannot mount on ${mountpoint}: ${(e as Error).message}`);
+  }
   await mkdir(state.dir, { recursive: true, mode: 0o700 });
   await writeFile(state.pidfile, JSON.stringify({ pid: process.pid, mountpoint }) + '\n', {
     mode: 0o600,
@@ -260,10 +335,9 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
 
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
-  let closing = false;
-  const shutdown = async (): Promise<void> => {
-    if (closing) return;
-    closing = true;
+  let closing: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => (closing ??= close());
+  const close = async (): Promise<void> => {
     clearInterval(watch);
     server.close();
     await rm(state.control, { force: true });
@@ -274,9 +348,12 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
       log.error('final commit failed', { error: String(e) });
     }
     await rm(state.pidfile, { force: true });
+    session.close();
     finish();
   };
-  // fuse-native tells nobody when the kernel unmounts; the mount table does.
+  // The binding says when the kernel ends the session; a lazy unmount
+  // (umount -l) leaves it running while the mount table no longer lists it.
+  onGone = () => void shutdown();
   const watch = setInterval(() => {
     isMounted(mountpoint).then(
       (m) => {

@@ -87,6 +87,16 @@ export interface VolumeOptions {
   lease?: LeaseOptions | false;
 }
 
+/** What one setattr changes (times in ms); fields left out stay as they are. */
+export interface AttrChange {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: number;
+  mtime?: number;
+}
+
 /** Attributes as FUSE wants them (times in ms). */
 export interface Stat {
   ino: number;
@@ -1519,8 +1529,17 @@ export class Volume {
     path: string,
     make: () => Promise<Inode>,
   ): Promise<{ n: Inode; parent: Inode }> {
-    if (this.readOnly) throw new FsErrno('EROFS');
     const { parent, name } = await this.resolveParent(path);
+    return { n: await this.addEntryAt(parent, name, make), parent };
+  }
+
+  /** Adds `name` to the folder `parent`, made by `make`. */
+  private async addEntryAt(
+    parent: Inode,
+    name: string,
+    make: () => Promise<Inode>,
+  ): Promise<Inode> {
+    if (this.readOnly) throw new FsErrno('EROFS');
     const dir = await this.dirOf(parent);
     if (dir.has(name)) throw new FsErrno('EEXIST');
     const n = await make();
@@ -1528,7 +1547,34 @@ export class Volume {
     parent.dirDirty = true;
     if (n.isDir) parent.rec.nlink++;
     this.touch(parent);
-    return { n, parent };
+    return n;
+  }
+
+  /** A file (or, for mknod, another non-directory) of `mode`, not yet in any folder. */
+  private makeFile(mode: number, uid: number, gid: number): () => Promise<Inode> {
+    const type = mode & S_IFMT || S_IFREG;
+    if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
+    return () => this.allocInode(type | (mode & 0o7777), uid, gid);
+  }
+
+  private makeDir(mode: number, uid: number, gid: number): () => Promise<Inode> {
+    return async () => {
+      const n = await this.allocInode(S_IFDIR | (mode & 0o7777), uid, gid);
+      n.rec.nlink = 2;
+      n.dir = new Map();
+      n.dirDirty = true;
+      return n;
+    };
+  }
+
+  private makeLink(target: string, uid: number, gid: number): () => Promise<Inode> {
+    const link = Buffer.from(target, 'utf8');
+    if (link.length > MAX_LINK) throw new FsErrno('ENAMETOOLONG');
+    return async () => {
+      const n = await this.allocInode(S_IFLNK | 0o777, uid, gid);
+      n.rec.link = link;
+      return n;
+    };
   }
 
   /** Creates and opens a regular file (or, via mknod, another non-directory). */
@@ -1548,20 +1594,14 @@ export class Volume {
     gid: number,
   ): Promise<{ fh: number; parent: Stat }> {
     return this.lock.write(async () => {
-      const type = mode & S_IFMT || S_IFREG;
-      if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
-      const { n, parent } = await this.addEntryIn(path, () =>
-        this.allocInode(type | (mode & 0o7777), uid, gid),
-      );
+      const { n, parent } = await this.addEntryIn(path, this.makeFile(mode, uid, gid));
       return { fh: this.openInode(n), parent: this.stat(parent) };
     });
   }
 
   mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
     return this.lock.write(async () => {
-      const type = mode & S_IFMT || S_IFREG;
-      if (type === S_IFDIR || type === S_IFLNK) throw new FsErrno('EINVAL');
-      const n = await this.addEntry(path, () => this.allocInode(type | (mode & 0o7777), uid, gid));
+      const n = await this.addEntry(path, this.makeFile(mode, uid, gid));
       n.rec.rdev = rdev;
     });
   }
@@ -1569,26 +1609,13 @@ export class Volume {
   /** Creates a directory; resolves to its attributes. */
   mkdir(path: string, mode: number, uid: number, gid: number): Promise<Stat> {
     return this.lock.write(async () => {
-      const n = await this.addEntry(path, async () => {
-        const n = await this.allocInode(S_IFDIR | (mode & 0o7777), uid, gid);
-        n.rec.nlink = 2;
-        n.dir = new Map();
-        n.dirDirty = true;
-        return n;
-      });
-      return this.stat(n);
+      return this.stat(await this.addEntry(path, this.makeDir(mode, uid, gid)));
     });
   }
 
   symlink(target: string, path: string, uid: number, gid: number): Promise<void> {
     return this.lock.write(async () => {
-      const link = Buffer.from(target, 'utf8');
-      if (link.length > MAX_LINK) throw new FsErrno('ENAMETOOLONG');
-      await this.addEntry(path, async () => {
-        const n = await this.allocInode(S_IFLNK | 0o777, uid, gid);
-        n.rec.link = link;
-        return n;
-      });
+      await this.addEntry(path, this.makeLink(target, uid, gid));
     });
   }
 
@@ -1670,84 +1697,108 @@ export class Volume {
   unlink(path: string): Promise<void> {
     return this.lock.write(async () => {
       const { parent, name } = await this.resolveParent(path);
-      const dir = await this.dirOf(parent);
-      const ino = dir.get(name);
-      if (ino === undefined) throw new FsErrno('ENOENT');
-      const n = await this.inode(ino);
-      if (n.isDir) throw new FsErrno('EISDIR');
-      dir.delete(name);
-      parent.dirDirty = true;
-      this.touch(parent);
-      this.unlinkInode(n);
+      await this.unlinkAtInode(parent, name);
     });
+  }
+
+  private async unlinkAtInode(parent: Inode, name: string): Promise<void> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const dir = await this.dirOf(parent);
+    const ino = dir.get(name);
+    if (ino === undefined) throw new FsErrno('ENOENT');
+    const n = await this.inode(ino);
+    if (n.isDir) throw new FsErrno('EISDIR');
+    dir.delete(name);
+    parent.dirDirty = true;
+    this.touch(parent);
+    this.unlinkInode(n);
   }
 
   rmdir(path: string): Promise<void> {
     return this.lock.write(async () => {
       const { parent, name } = await this.resolveParent(path);
-      const dir = await this.dirOf(parent);
-      const ino = dir.get(name);
-      if (ino === undefined) throw new FsErrno('ENOENT');
-      const n = await this.inode(ino);
-      if (!n.isDir) throw new FsErrno('ENOTDIR');
-      if ((await this.dirOf(n)).size > 0) throw new FsErrno('ENOTEMPTY');
-      dir.delete(name);
-      parent.rec.nlink--;
-      parent.dirDirty = true;
-      this.touch(parent);
-      this.unlinkInode(n);
+      await this.rmdirAtInode(parent, name);
     });
+  }
+
+  private async rmdirAtInode(parent: Inode, name: string): Promise<void> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const dir = await this.dirOf(parent);
+    const ino = dir.get(name);
+    if (ino === undefined) throw new FsErrno('ENOENT');
+    const n = await this.inode(ino);
+    if (!n.isDir) throw new FsErrno('ENOTDIR');
+    if ((await this.dirOf(n)).size > 0) throw new FsErrno('ENOTEMPTY');
+    dir.delete(name);
+    parent.rec.nlink--;
+    parent.dirDirty = true;
+    this.touch(parent);
+    this.unlinkInode(n);
   }
 
   rename(from: string, to: string): Promise<void> {
     return this.lock.write(async () => {
       const src = await this.resolveParent(from);
       const dst = await this.resolveParent(to);
-      const sdir = await this.dirOf(src.parent);
-      const ddir = await this.dirOf(dst.parent);
-      const ino = sdir.get(src.name);
-      if (ino === undefined) throw new FsErrno('ENOENT');
-      const n = await this.inode(ino);
-      if (src.parent === dst.parent && src.name === dst.name) return;
-      if (n.isDir) {
-        // A directory must not move below itself (the kernel checks too).
-        for (let p: Inode = dst.parent; ;) {
-          if (p === n) throw new FsErrno('EINVAL');
-          if (p.rec.ino === ROOT_INO) break;
-          p = await this.parentOf(p);
-        }
-      }
-      const targetIno = ddir.get(dst.name);
-      if (targetIno !== undefined) {
-        const t = await this.inode(targetIno);
-        if (t.isDir) {
-          if (!n.isDir) throw new FsErrno('EISDIR');
-          if ((await this.dirOf(t)).size > 0) throw new FsErrno('ENOTEMPTY');
-          dst.parent.rec.nlink--;
-        } else if (n.isDir) throw new FsErrno('ENOTDIR');
-        this.unlinkInode(t);
-      }
-      sdir.delete(src.name);
-      ddir.set(dst.name, ino);
-      if (n.isDir && src.parent !== dst.parent) {
-        src.parent.rec.nlink--;
-        dst.parent.rec.nlink++;
-      }
-      src.parent.dirDirty = true;
-      dst.parent.dirDirty = true;
-      this.touch(src.parent);
-      this.touch(dst.parent);
-      this.touch(n, 'c');
+      await this.renameAtInode(src, dst);
     });
   }
 
-  /** The directory holding `n` (directories have exactly one parent). */
-  private async parentOf(n: Inode): Promise<Inode> {
-    // Only the in-memory listings can hold it: the path to `n` was resolved.
+  private async renameAtInode(
+    src: { parent: Inode; name: string },
+    dst: { parent: Inode; name: string },
+  ): Promise<void> {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    const sdir = await this.dirOf(src.parent);
+    const ddir = await this.dirOf(dst.parent);
+    const ino = sdir.get(src.name);
+    if (ino === undefined) throw new FsErrno('ENOENT');
+    const n = await this.inode(ino);
+    if (src.parent === dst.parent && src.name === dst.name) return;
+    if (n.isDir) {
+      // A directory must not move below itself (the kernel checks too).
+      for (let p: Inode = dst.parent; ;) {
+        if (p === n) throw new FsErrno('EINVAL');
+        if (p.rec.ino === ROOT_INO) break;
+        const up = this.parentOf(p);
+        // Not in memory: the kernel, which names folders by inode, made
+        // the same check before it asked (vfs_rename under s_vfs_rename_mutex).
+        if (!up) break;
+        p = up;
+      }
+    }
+    const targetIno = ddir.get(dst.name);
+    if (targetIno !== undefined) {
+      const t = await this.inode(targetIno);
+      if (t.isDir) {
+        if (!n.isDir) throw new FsErrno('EISDIR');
+        if ((await this.dirOf(t)).size > 0) throw new FsErrno('ENOTEMPTY');
+        dst.parent.rec.nlink--;
+      } else if (n.isDir) throw new FsErrno('ENOTDIR');
+      this.unlinkInode(t);
+    }
+    sdir.delete(src.name);
+    ddir.set(dst.name, ino);
+    if (n.isDir && src.parent !== dst.parent) {
+      src.parent.rec.nlink--;
+      dst.parent.rec.nlink++;
+    }
+    src.parent.dirDirty = true;
+    dst.parent.dirDirty = true;
+    this.touch(src.parent);
+    this.touch(dst.parent);
+    this.touch(n, 'c');
+  }
+
+  /**
+   * The directory holding `n` (directories have exactly one parent), if its
+   * listing is in memory: it always is when the path to `n` was resolved.
+   */
+  private parentOf(n: Inode): Inode | null {
     for (const d of this.inodes.values()) {
       if (d.dir) for (const ino of d.dir.values()) if (ino === n.rec.ino) return d;
     }
-    throw new FsErrno('EIO', `no parent of inode ${n.rec.ino}`);
+    return null;
   }
 
   /** Changes permission bits; resolves to the attributes after the change. */
@@ -1779,6 +1830,170 @@ export class Volume {
       if (atime !== null) n.rec.atime = atime;
       if (mtime !== null) n.rec.mtime = mtime;
       this.touch(n, 'c');
+      return this.stat(n);
+    });
+  }
+
+  // ---- POSIX operations by inode number (FUSE's low-level API) -----------
+  //
+  // fs/fuse-ll-ops.ts serves the kernel with these: the kernel names files by
+  // the inode numbers lookups gave it, and the volume's numbers are never
+  // reused (the superblock's nextIno only grows), so a number the kernel
+  // still holds is that file or, once deleted and committed, no file at all
+  // (ENOENT), never another one. No lookup counts need keeping.
+
+  /** An inode the kernel may hold: ENOENT once it is gone. */
+  private async held(ino: number): Promise<Inode> {
+    const have = this.inodes.get(ino);
+    if (have) return have;
+    if (!Number.isSafeInteger(ino) || ino < ROOT_INO || ino >= this.sb.nextIno)
+      throw new FsErrno('ENOENT');
+    const set = await this.loadPage(pageOf(ino));
+    const n = this.inodes.get(ino);
+    if (!n || !set.has(ino)) throw new FsErrno('ENOENT');
+    return n;
+  }
+
+  /** The inode of an open handle (`fh` ≥ 0) or else of `ino`. */
+  private async target(ino: number, fh: number): Promise<Inode> {
+    return fh >= 0 && this.handles.has(fh) ? this.handle(fh) : this.held(ino);
+  }
+
+  private static checkName(name: string): void {
+    if (Buffer.byteLength(name) > MAX_NAME) throw new FsErrno('ENAMETOOLONG');
+    if (name === '' || name === '.' || name === '..' || name.includes('/'))
+      throw new FsErrno('EINVAL', `bad name ${JSON.stringify(name)}`);
+  }
+
+  /** The attributes of `name` in the folder `parent`. */
+  lookup(parent: number, name: string): Promise<Stat> {
+    return this.lock.read(async () => {
+      Volume.checkName(name);
+      const ino = (await this.dirOf(await this.held(parent))).get(name);
+      if (ino === undefined) throw new FsErrno('ENOENT');
+      return this.stat(await this.inode(ino));
+    });
+  }
+
+  /** The attributes of `ino` (of the open handle `fh` if ≥ 0). */
+  getattrIno(ino: number, fh = -1): Promise<Stat> {
+    return this.lock.read(async () => this.stat(await this.target(ino, fh)));
+  }
+
+  readlinkIno(ino: number): Promise<string> {
+    return this.lock.read(async () => {
+      const n = await this.held(ino);
+      if ((n.rec.mode & S_IFMT) !== S_IFLNK || !n.rec.link) throw new FsErrno('EINVAL');
+      return n.rec.link.toString('utf8');
+    });
+  }
+
+  /** The folder's entries now: names and their inode numbers, in the same order. */
+  listIno(ino: number): Promise<{ names: string[]; inos: number[] }> {
+    return this.lock.read(async () => {
+      const dir = await this.dirOf(await this.held(ino));
+      return { names: [...dir.keys()], inos: [...dir.values()] };
+    });
+  }
+
+  /** Creates and opens a regular file; resolves to its handle and attributes. */
+  createAt(
+    parent: number,
+    name: string,
+    mode: number,
+    uid: number,
+    gid: number,
+  ): Promise<{ fh: number; stat: Stat }> {
+    return this.lock.write(async () => {
+      Volume.checkName(name);
+      const n = await this.addEntryAt(await this.held(parent), name, this.makeFile(mode, uid, gid));
+      return { fh: this.openInode(n), stat: this.stat(n) };
+    });
+  }
+
+  mknodAt(
+    parent: number,
+    name: string,
+    mode: number,
+    rdev: number,
+    uid: number,
+    gid: number,
+  ): Promise<Stat> {
+    return this.lock.write(async () => {
+      Volume.checkName(name);
+      const n = await this.addEntryAt(await this.held(parent), name, this.makeFile(mode, uid, gid));
+      n.rec.rdev = rdev;
+      return this.stat(n);
+    });
+  }
+
+  mkdirAt(parent: number, name: string, mode: number, uid: number, gid: number): Promise<Stat> {
+    return this.lock.write(async () => {
+      Volume.checkName(name);
+      return this.stat(
+        await this.addEntryAt(await this.held(parent), name, this.makeDir(mode, uid, gid)),
+      );
+    });
+  }
+
+  symlinkAt(target: string, parent: number, name: string, uid: number, gid: number): Promise<Stat> {
+    return this.lock.write(async () => {
+      Volume.checkName(name);
+      return this.stat(
+        await this.addEntryAt(await this.held(parent), name, this.makeLink(target, uid, gid)),
+      );
+    });
+  }
+
+  unlinkAt(parent: number, name: string): Promise<void> {
+    return this.lock.write(async () => this.unlinkAtInode(await this.held(parent), name));
+  }
+
+  rmdirAt(parent: number, name: string): Promise<void> {
+    return this.lock.write(async () => this.rmdirAtInode(await this.held(parent), name));
+  }
+
+  renameAt(parent: number, name: string, newParent: number, newName: string): Promise<void> {
+    return this.lock.write(async () => {
+      Volume.checkName(newName);
+      await this.renameAtInode(
+        { parent: await this.held(parent), name },
+        { parent: await this.held(newParent), name: newName },
+      );
+    });
+  }
+
+  openIno(ino: number): Promise<number> {
+    return this.lock.read(async () => this.openInode(await this.held(ino)));
+  }
+
+  /**
+   * Changes what `ch` names (FUSE's setattr: any of them at once, in one
+   * step), on the open handle `fh` if ≥ 0; resolves to the attributes after.
+   */
+  setattr(ino: number, fh: number, ch: AttrChange): Promise<Stat> {
+    return this.lock.write(async () => {
+      const n = await this.target(ino, fh);
+      if (this.readOnly) throw new FsErrno('EROFS');
+      if (ch.size !== undefined) {
+        if (n.isDir) throw new FsErrno('EISDIR');
+        await this.truncateData(n, ch.size);
+      }
+      if (ch.mode !== undefined) n.rec.mode = (n.rec.mode & S_IFMT) | (ch.mode & 0o7777);
+      if (ch.uid !== undefined) n.rec.uid = ch.uid;
+      if (ch.gid !== undefined) n.rec.gid = ch.gid;
+      if (ch.atime !== undefined) n.rec.atime = ch.atime;
+      if (ch.mtime !== undefined) n.rec.mtime = ch.mtime;
+      if (
+        ch.mode !== undefined ||
+        ch.uid !== undefined ||
+        ch.gid !== undefined ||
+        ch.atime !== undefined ||
+        ch.mtime !== undefined
+      ) {
+        n.rec.ctime = this.now();
+        this.markDirty(n);
+      }
       return this.stat(n);
     });
   }

@@ -115,14 +115,18 @@ export interface AeadAddon {
   ): void;
 }
 
-const ADDON = join('fs', 'native', 'build', 'Release', 'supernet_fs.node');
+const ADDON = 'supernet_fs.node';
 const ADDON_VERSION = 4;
 
-/** Finds the built addon above this module (dist/fs/native → package root). */
-function locate(): string | null {
+/**
+ * Finds an addon of this folder's binding.gyp (`file`, e.g. supernet_fs.node)
+ * above this module (dist/fs/native → package root).
+ */
+export function locateAddon(file: string): string | null {
+  const rel = join('fs', 'native', 'build', 'Release', file);
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const p = join(dir, ADDON);
+    const p = join(dir, rel);
     if (existsSync(p)) return p;
     const parent = dirname(dir);
     if (parent === dir) break;
@@ -138,7 +142,7 @@ export function aeadAddon(): AeadAddon | null {
   if (loaded !== undefined) return loaded;
   loaded = null;
   if (process.env.SUPERNET_FS_NATIVE === '0') return null;
-  const path = locate();
+  const path = locateAddon(ADDON);
   if (!path) return null;
   try {
     const m = createRequire(import.meta.url)(path) as AeadAddon;
