@@ -8,12 +8,11 @@
  *  - fuse-native (this repository's patched build, libfuse's high-level
  *    API): a libfuse thread takes the request, wakes the JS thread
  *    (uv_async) and sleeps until the answer wakes it back;
- *  - libfuse's low-level API on the event loop (bench/native-fuse, a
- *    benchmark-only addon): /dev/fuse polled by libuv, the request handled
- *    and answered on the JS thread, no hand-off;
- *  - the Supernet fs itself (fuse-native plus the volume's lookup and the
- *    decryption of the symlink's inode record), and gocryptfs (Go, its own
- *    FUSE library) as the peer.
+ *  - libfuse's low-level API on the event loop (the filesystem's own binding,
+ *    fs/fuse-ll.ts, serving a fixed tree): /dev/fuse polled by libuv, the
+ *    request handled and answered on the JS thread, no hand-off;
+ *  - the Supernet fs itself on each of the two (the volume's work added),
+ *    and gocryptfs (Go, its own FUSE library) as the peer.
  *
  * Both JS servers answer from a promise (as the real filesystem does).
  * Rounds alternate between targets; the table shows the median per-call
@@ -22,12 +21,12 @@
  * docs/benchmarks.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Op, St, loadFuseLL } from '../fs/fuse-ll.js';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
 import { table, writeSection } from './lib/markdown.js';
 
@@ -35,8 +34,6 @@ const execp = promisify(execFile);
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const SELF = fileURLToPath(import.meta.url);
 const CLI = join(ROOT, 'dist/bin/supernet.js');
-const ADDON_DIR = join(ROOT, 'bench/native-fuse');
-const ADDON = join(ADDON_DIR, 'build/Release/fuse_ll.node');
 const SECTION = '## FUSE request hand-off';
 const TARGET = '/some/target/of/a/symlink';
 const S_IFDIR = 0o040000;
@@ -49,45 +46,49 @@ const arg = (name: string, dflt: number): number => {
   return v;
 };
 
-interface FuseLl {
-  mount(
-    path: string,
-    handler: (op: number, req: bigint, ino: number, name: string | null) => void,
-  ): void;
-  unmount(): void;
-  replyErr(req: bigint, errno: number): void;
-  replyEntry(req: bigint, ino: number, mode: number, size: number, nlink: number): void;
-  replyAttr(req: bigint, ino: number, mode: number, size: number, nlink: number): void;
-  replyReadlink(req: bigint, target: string): void;
-}
-
 /** `--serve ll|native MNT`: one of the two JS servers, in its own process. */
 function serve(kind: string, mnt: string): void {
   const require = createRequire(import.meta.url);
   const ready = (): void => void process.stdout.write('serving\n');
   if (kind === 'll') {
-    const b = require(ADDON) as FuseLl;
-    const attr = (req: bigint, ino: number, entry: boolean): void => {
-      const reply = entry ? b.replyEntry : b.replyAttr;
-      if (ino === 1) reply(req, 1, S_IFDIR | 0o755, 0, 2);
-      else if (ino === 2) reply(req, 2, S_IFLNK | 0o777, TARGET.length, 1);
-      else b.replyErr(req, 2);
+    const b = loadFuseLL();
+    const st = new Float64Array(St.Len);
+    const attr = (req: number, ino: number, entry: boolean): void => {
+      if (ino !== 1 && ino !== 2) return void b.replyErr(req, 2);
+      st.fill(0);
+      st[St.Ino] = ino;
+      st[St.Mode] = ino === 1 ? S_IFDIR | 0o755 : S_IFLNK | 0o777;
+      st[St.Size] = ino === 1 ? 0 : TARGET.length;
+      st[St.Nlink] = ino === 1 ? 2 : 1;
+      if (entry) b.replyEntry(req);
+      else b.replyAttr(req);
     };
-    b.mount(mnt, (op, req, ino, name) => {
-      void Promise.resolve().then(() => {
-        if (op === 1) {
-          if (ino === 1 && name === 'link') attr(req, 2, true);
-          else b.replyErr(req, 2);
-        } else if (op === 2) attr(req, ino, false);
-        else if (op === 3) b.replyReadlink(req, TARGET);
-        else b.replyErr(req, 38);
-      });
-    });
+    let m: ReturnType<typeof b.mount> | null = null;
+    m = b.mount(
+      mnt,
+      'fsname=fuse-ll-bench,default_permissions',
+      (op, req, ino, _a, _b, _c, _d, name) => {
+        if (op === Op.Init) return ready();
+        if (req < 0) return;
+        void Promise.resolve().then(() => {
+          if (op === Op.Lookup) {
+            if (ino === 1 && name === 'link') attr(req, 2, true);
+            else b.replyErr(req, 2);
+          } else if (op === Op.Getattr) attr(req, ino, false);
+          else if (op === Op.Readlink) b.replyReadlink(req, TARGET);
+          else if (op === Op.Opendir || op === Op.Releasedir) b.replyErr(req, 0);
+          else b.replyErr(req, 38);
+        });
+      },
+      st,
+      new Float64Array(8),
+      1,
+      1,
+    );
     process.once('SIGTERM', () => {
-      b.unmount();
+      if (m) b.close(m);
       process.exit(0);
     });
-    ready();
     return;
   }
   type Cb = (err: number, v?: unknown) => void;
@@ -169,7 +170,7 @@ async function start(kind: string, dir: string): Promise<Target> {
     return {
       name:
         kind === 'll'
-          ? 'libfuse low-level API on the JS thread (bench/native-fuse)'
+          ? 'libfuse low-level API on the JS thread (fs/fuse-ll.ts, fixed tree)'
           : 'fuse-native, libfuse high-level API (hand-off to the JS thread)',
       link: join(mnt, 'link'),
       stop: async () => {
@@ -179,21 +180,28 @@ async function start(kind: string, dir: string): Promise<Target> {
       },
     };
   }
-  if (kind === 'supernet') {
-    const env = { ...process.env, SUPERNET_FS_STATE: join(dir, 'sn-state') };
+  if (kind === 'supernet' || kind === 'supernet-high') {
+    const env = {
+      ...process.env,
+      SUPERNET_FS_STATE: join(dir, `${kind}-state`),
+      SUPERNET_FUSE_API: kind === 'supernet' ? 'low' : 'high',
+    };
     await execp(
       process.execPath,
-      [CLI, 'fs', 'init', join(dir, 'sn-back'), '--key', join(dir, 'sn-key.json')],
+      [CLI, 'fs', 'init', join(dir, `${kind}-back`), '--key', join(dir, `${kind}-key.json`)],
       { env },
     );
     await execp(
       process.execPath,
-      [CLI, 'fs', 'mount', join(dir, 'sn-back'), mnt, '--key', join(dir, 'sn-key.json')],
+      [CLI, 'fs', 'mount', join(dir, `${kind}-back`), mnt, '--key', join(dir, `${kind}-key.json`)],
       { env },
     );
     await symlink(TARGET, join(mnt, 'link'));
     return {
-      name: 'Supernet fs (fuse-native + the volume)',
+      name:
+        kind === 'supernet'
+          ? 'Supernet fs (low-level binding + the volume)'
+          : 'Supernet fs on fuse-native (SUPERNET_FUSE_API=high)',
       link: join(mnt, 'link'),
       stop: async () => void (await execp(process.execPath, [CLI, 'fs', 'unmount', mnt], { env })),
     };
@@ -230,19 +238,14 @@ const median = (xs: number[]): number => {
 async function main(): Promise<void> {
   const CALLS = arg('calls', 10_000);
   const ROUNDS = arg('rounds', 5);
-  if (!existsSync(ADDON)) {
-    process.stderr.write('building bench/native-fuse ...\n');
-    await execp('npx', ['--no-install', 'node-gyp', 'rebuild', '-C', ADDON_DIR, '--nodedir=/usr'], {
-      cwd: ROOT,
-    });
-  }
   const machine = await machineInfo();
   const gocryptfs = await toolVersion('gocryptfs', ['-version']);
   const dir = await mkdtemp('/var/tmp/sn-bench-handoff-');
   const targets: Target[] = [];
   const times = new Map<string, number[]>();
   try {
-    for (const k of ['native', 'll', 'supernet', 'gocryptfs']) targets.push(await start(k, dir));
+    for (const k of ['native', 'll', 'supernet-high', 'supernet', 'gocryptfs'])
+      targets.push(await start(k, dir));
     for (let r = 0; r < ROUNDS; r++)
       for (const t of targets) {
         const us = await round(t.link, CALLS);
@@ -284,9 +287,9 @@ async function main(): Promise<void> {
     `${SECTION}\n\n` +
     `Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${gocryptfs}.\n\n` +
     `Command (as root): \`${command}\`\n\n` +
-    `One FUSE request's round trip from JavaScript, by how it reaches the handler: \`readlink\` of one symlink (never cached by the kernel here, so each call is one FUSE_READLINK to the daemon), ${CALLS} calls per round by a fresh Node process, ${ROUNDS} rounds alternating between the targets. Both bare JS servers answer from a promise, as the Supernet fs does; the low-level server is a benchmark-only addon (bench/native-fuse/fuse-ll.c: /dev/fuse non-blocking and polled by libuv, each request handled and answered on the event loop). The Supernet fs row adds the volume's own work (path lookup, the inode record) to the fuse-native path.\n\n` +
+    `One FUSE request's round trip from JavaScript, by how it reaches the handler: \`readlink\` of one symlink (never cached by the kernel here, so each call is one FUSE_READLINK to the daemon), ${CALLS} calls per round by a fresh Node process, ${ROUNDS} rounds alternating between the targets. Both bare JS servers answer from a promise, as the Supernet fs does; the low-level one uses the filesystem's own binding (fs/native/fuse-ll.c: /dev/fuse non-blocking and polled by libuv, each request handled and answered on the event loop) to serve a fixed tree. The two Supernet fs rows add the volume's own work (lookup, the inode record) to each path.\n\n` +
     `${md}\n\n` +
-    `Answered on the JS thread, a request took ${(native - ll).toFixed(0)} µs less than through fuse-native's hand-off (medians). A small file costs the Supernet fs about six requests that reach the daemon (§Filesystem, "Runs 13 and 14"), so moving the Supernet fs onto the low-level API, with the /dev/fuse descriptor on the event loop, would take about ${((6 * (native - ll)) / 1000).toFixed(2)} ms off each small file on this machine. The prototype serves three operations of a fixed tree; the real binding needs inode numbers, lookup counts and every operation of fs/fuse-ops.ts.\n`;
+    `Answered on the JS thread, a request took ${(native - ll).toFixed(0)} µs less than through fuse-native's hand-off (medians). A small file costs the Supernet fs about six requests that reach the daemon (§Filesystem, "Runs 13 and 14"), about ${((6 * (native - ll)) / 1000).toFixed(2)} ms per small file on this machine, which the Supernet fs saves since it moved onto the low-level binding (docs/storage.md §Speed).\n`;
   await writeSection(join(ROOT, 'docs/benchmarks.md'), SECTION, section);
 }
 

@@ -543,6 +543,13 @@ static void entry_of(mount_t *m, struct fuse_entry_param *e) {
   e->attr_timeout = m->attr_timeout;
 }
 
+static struct fuse_file_info file_info(double fh) {
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)fh;
+  return fi;
+}
+
 /* replyEntry(id): the entry whose attributes are in ST. */
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -563,9 +570,7 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   if (!r) return ret_bool(env, false);
   struct fuse_entry_param e;
   entry_of(mount_of(r), &e);
-  struct fuse_file_info fi;
-  memset(&fi, 0, sizeof fi);
-  fi.fh = (uint64_t)fh;
+  struct fuse_file_info fi = file_info(fh);
   fuse_reply_create(r, &e, &fi);
   return ret_bool(env, true);
 }
@@ -588,9 +593,7 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   napi_get_value_double(env, argv[1], &fh);
   fuse_req_t r = req_arg(env, argv[0]);
   if (!r) return ret_bool(env, false);
-  struct fuse_file_info fi;
-  memset(&fi, 0, sizeof fi);
-  fi.fh = (uint64_t)fh;
+  struct fuse_file_info fi = file_info(fh);
   fuse_reply_open(r, &fi);
   return ret_bool(env, true);
 }
