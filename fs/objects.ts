@@ -35,6 +35,7 @@ import { type ObjectStore, sysError } from './store.js';
 import type { BufferPool } from './bufpool.js';
 import { FsErrno } from './errors.js';
 import { constants } from 'node:os';
+import { type Logger, nullLogger } from './log.js';
 
 const { ENOENT } = constants.errno;
 
@@ -80,6 +81,7 @@ export class ObjectIO {
     private pool: BufferPool,
     private limit: number,
     private earlySyncBytes = 0,
+    private log: Logger = nullLogger,
   ) {}
 
   /**
@@ -162,6 +164,12 @@ export class ObjectIO {
     entry.done = (put ?? sealed.then(() => this.store.put(name, buf.subarray(0, size)))).then(
       () => this.settle(name, entry),
       (e: Error) => {
+        // The first failed put is the one worth reading; later ones follow from it.
+        if (!this.failure)
+          this.log.error('object put failed; the volume refuses further changes', {
+            object: name,
+            error: String(e),
+          });
         this.failure ??= e;
         this.settle(name, entry);
       },

@@ -264,7 +264,13 @@ export class Volume {
     this.readAhead = opts.readAheadChunks ?? 8;
     const inflight = opts.inflightBytes ?? 32 * 1024 * 1024;
     this.pool = new BufferPool(inflight + 16 * objectSize(CHUNK_SIZE));
-    this.io = new ObjectIO(store, this.pool, inflight, opts.earlySyncBytes ?? 64 * 1024 * 1024);
+    this.io = new ObjectIO(
+      store,
+      this.pool,
+      inflight,
+      opts.earlySyncBytes ?? 64 * 1024 * 1024,
+      this.log,
+    );
     this.chunkPool = new BufferPool(16 * CHUNK_SIZE);
     this.treeHost = {
       loadNode: (ref, b) => this.loadObject(Kind.Node, ref, b),
@@ -1214,6 +1220,17 @@ export class Volume {
     return new FsErrno(code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : 'EIO', why);
   }
 
+  /**
+   * Before any change: EROFS on a read-only mount, and once a put or commit
+   * failed, that failure's errno (docs/storage.md, "A full provider"), so
+   * no change is accepted that could never become durable.
+   */
+  private assertWritable(): void {
+    if (this.readOnly) throw new FsErrno('EROFS');
+    if (this.failed) throw this.failedError();
+    this.io.assertHealthy();
+  }
+
   private fail(e: Error): void {
     if (this.failed) return;
     this.failed = e;
@@ -1539,7 +1556,7 @@ export class Volume {
     name: string,
     make: () => Promise<Inode>,
   ): Promise<Inode> {
-    if (this.readOnly) throw new FsErrno('EROFS');
+    this.assertWritable();
     const dir = await this.dirOf(parent);
     if (dir.has(name)) throw new FsErrno('EEXIST');
     const n = await make();
@@ -1661,7 +1678,7 @@ export class Volume {
     // wait outside the lock, so other operations go on meanwhile.
     if (this.io.crowded) await this.io.room();
     return this.lock.write(async () => {
-      if (this.readOnly) throw new FsErrno('EROFS');
+      this.assertWritable();
       const n = this.handle(fh);
       if (n.isDir) throw new FsErrno('EISDIR');
       return this.writeData(n, buf, len, pos);
@@ -1671,6 +1688,7 @@ export class Volume {
   /** Sets a file's size; resolves to the attributes after the change. */
   truncate(path: string, size: number): Promise<Stat> {
     return this.lock.write(async () => {
+      this.assertWritable();
       const n = await this.resolve(path);
       if (n.isDir) throw new FsErrno('EISDIR');
       await this.truncateData(n, size);
@@ -1681,6 +1699,7 @@ export class Volume {
   /** Sets an open file's size; resolves to the attributes after the change. */
   ftruncate(fh: number, size: number): Promise<Stat> {
     return this.lock.write(async () => {
+      this.assertWritable();
       const n = this.handle(fh);
       if (n.isDir) throw new FsErrno('EISDIR');
       await this.truncateData(n, size);
@@ -1702,7 +1721,7 @@ export class Volume {
   }
 
   private async unlinkAtInode(parent: Inode, name: string): Promise<void> {
-    if (this.readOnly) throw new FsErrno('EROFS');
+    this.assertWritable();
     const dir = await this.dirOf(parent);
     const ino = dir.get(name);
     if (ino === undefined) throw new FsErrno('ENOENT');
@@ -1722,7 +1741,7 @@ export class Volume {
   }
 
   private async rmdirAtInode(parent: Inode, name: string): Promise<void> {
-    if (this.readOnly) throw new FsErrno('EROFS');
+    this.assertWritable();
     const dir = await this.dirOf(parent);
     const ino = dir.get(name);
     if (ino === undefined) throw new FsErrno('ENOENT');
@@ -1748,7 +1767,7 @@ export class Volume {
     src: { parent: Inode; name: string },
     dst: { parent: Inode; name: string },
   ): Promise<void> {
-    if (this.readOnly) throw new FsErrno('EROFS');
+    this.assertWritable();
     const sdir = await this.dirOf(src.parent);
     const ddir = await this.dirOf(dst.parent);
     const ino = sdir.get(src.name);
@@ -1804,6 +1823,7 @@ export class Volume {
   /** Changes permission bits; resolves to the attributes after the change. */
   chmod(path: string, mode: number): Promise<Stat> {
     return this.lock.write(async () => {
+      this.assertWritable();
       const n = await this.resolve(path);
       n.rec.mode = (n.rec.mode & S_IFMT) | (mode & 0o7777);
       this.touch(n, 'c');
@@ -1814,6 +1834,7 @@ export class Volume {
   /** Changes owner and group; resolves to the attributes after the change. */
   chown(path: string, uid: number, gid: number): Promise<Stat> {
     return this.lock.write(async () => {
+      this.assertWritable();
       const n = await this.resolve(path);
       // -1 (as u32) leaves a field unchanged, as chown(2) does.
       if (uid !== 0xffffffff && uid !== -1) n.rec.uid = uid;
@@ -1826,6 +1847,7 @@ export class Volume {
   /** Sets times in ms; null leaves one unchanged (UTIME_OMIT). Resolves to the attributes after. */
   utimens(path: string, atime: number | null, mtime: number | null): Promise<Stat> {
     return this.lock.write(async () => {
+      this.assertWritable();
       const n = await this.resolve(path);
       if (atime !== null) n.rec.atime = atime;
       if (mtime !== null) n.rec.mtime = mtime;
@@ -1974,7 +1996,7 @@ export class Volume {
   setattr(ino: number, fh: number, ch: AttrChange): Promise<Stat> {
     return this.lock.write(async () => {
       const n = await this.target(ino, fh);
-      if (this.readOnly) throw new FsErrno('EROFS');
+      this.assertWritable();
       if (ch.size !== undefined) {
         if (n.isDir) throw new FsErrno('EISDIR');
         await this.truncateData(n, ch.size);

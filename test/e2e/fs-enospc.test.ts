@@ -52,5 +52,10 @@ afterAll(async () => {
     await fh.close().catch((e: NodeJS.ErrnoException) => (err ??= e));
     expect(err?.code).toBe('ENOSPC');
     expect((await readFile(join(mnt, 'keep'))).equals(keep)).toBe(true);
+    // A change that could never become durable is refused too, not
+    // accepted in memory and lost at the next remount.
+    await expect(mkdir(join(mnt, 'later'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(writeFile(join(mnt, 'keep'), 'x')).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect((await readFile(join(mnt, 'keep'))).equals(keep)).toBe(true);
   });
 });
