@@ -940,9 +940,6 @@ export class Volume {
 
   private async writeData(n: Inode, data: Buffer, len: number, pos: number): Promise<number> {
     if (pos + len > Number.MAX_SAFE_INTEGER) throw new FsErrno('EFBIG');
-    // A failed write-behind put is this writer's error (its seal ran after
-    // an earlier reply, see sealSoon).
-    this.io.assertHealthy();
     let done = 0;
     while (done < len) {
       const at = pos + done;
@@ -1263,7 +1260,7 @@ export class Volume {
   private async deleteGarbage(garbage: Ref[]): Promise<void> {
     const dead = garbage.map((r) => idName(r.id));
     try {
-      await inParallel(dead, 16, (name) => this.store.delete(name));
+      await this.deleteAll(dead);
       this.counters.objectsDeleted += dead.length;
     } catch (e) {
       this.fail(e as Error);
@@ -1273,15 +1270,24 @@ export class Volume {
 
   /** Deletes objects and temporaries that no committed tree references (after a crash). */
   private async sweep(): Promise<void> {
-    const live = await this.reachable();
     const tmp = await this.store.sweepTemp();
-    // Deletes in parallel, as for garbage: over NFS each one is a round trip.
-    const dead = (await this.store.list()).filter((name) => !live.has(name));
-    await inParallel(dead, 16, (name) => this.store.delete(name));
+    const dead = await this.unreferenced();
+    await this.deleteAll(dead);
     this.log.info('swept orphans after an unclean shutdown', {
       objects: dead.length,
       temporaries: tmp,
     });
+  }
+
+  /** Names of the stored objects the committed tree does not reference (loads all metadata). */
+  private async unreferenced(): Promise<string[]> {
+    const live = await this.reachable();
+    return (await this.store.list()).filter((name) => !live.has(name));
+  }
+
+  /** Deletes `names` 16 at a time: over NFS each delete is a round trip. */
+  private deleteAll(names: string[]): Promise<void> {
+    return inParallel(names, 16, (name) => this.store.delete(name));
   }
 
   /** Names of every object the committed tree references (loads all metadata). */
@@ -1410,8 +1416,7 @@ export class Volume {
         for (const ino of set) if (!seen.has(ino) && this.inodes.get(ino)!.open === 0) rep.lost++;
       }
       if (rep.damaged.length === 0) {
-        const live = await this.reachable();
-        for (const name of await this.store.list()) if (!live.has(name)) rep.orphans++;
+        rep.orphans = (await this.unreferenced()).length;
       }
       return rep;
     });
@@ -1677,6 +1682,8 @@ export class Volume {
     // wait outside the lock, so other operations go on meanwhile.
     if (this.io.crowded) await this.io.room();
     return this.lock.write(async () => {
+      // Also makes a failed write-behind put this writer's error (its seal
+      // ran after an earlier reply, see sealSoon).
       this.assertWritable();
       const n = this.handle(fh);
       if (n.isDir) throw new FsErrno('EISDIR');
@@ -2181,9 +2188,7 @@ export class Volume {
       if (stale > 0) throw new FsErrno('EIO', `rekey left ${stale} objects under old epochs`);
       // Earlier commits' deletions first (they need no lock), then the rest.
       await this.persisting;
-      const live = await this.reachable();
-      const dead = (await this.store.list()).filter((name) => !live.has(name));
-      await inParallel(dead, 16, (name) => this.store.delete(name));
+      await this.deleteAll(await this.unreferenced());
       const key = this.keyring.key(target)!;
       await this.store.put(
         'volume',
