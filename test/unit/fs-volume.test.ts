@@ -41,6 +41,40 @@ function rng(seed: number): () => number {
   };
 }
 
+/**
+ * A store with a provider's latency: every get takes `delayMs` and the most
+ * gets in flight at once is recorded (the rekey must not fetch one small
+ * file per round trip).
+ */
+class SlowStore extends MemStore {
+  inFlight = 0;
+  maxInFlight = 0;
+  superblockPuts = 0;
+  constructor(private readonly delayMs: number) {
+    super();
+  }
+  private async slow<T>(f: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      return await f();
+    } finally {
+      this.inFlight--;
+    }
+  }
+  override get(name: string): Promise<Buffer | null> {
+    return this.slow(() => super.get(name));
+  }
+  override getInto(name: string, buf: Buffer): Promise<number | null> {
+    return this.slow(() => super.getInto(name, buf));
+  }
+  override put(name: string, data: Buffer): Promise<void> {
+    if (name === 'superblock') this.superblockPuts++;
+    return super.put(name, data);
+  }
+}
+
 describe('fs volume engine (in-memory store)', () => {
   it('creates, writes, reads, renames and survives a reopen', async () => {
     const { store, keys, anchor, v } = await fresh();
@@ -193,5 +227,38 @@ describe('fs volume engine (in-memory store)', () => {
     expect(await w.refsOutside(2)).toBe(0);
     for (let i = 0; i < 5; i++)
       expect((await readAll(w, '/f' + i)).equals(Buffer.alloc(CHUNK_SIZE + i, i))).toBe(true);
+  });
+
+  it('rekeys many small files with their fetches overlapped and few checkpoints', async () => {
+    const store = new SlowStore(2);
+    const keys = Keyring.generate(newId());
+    const anchor = new MemoryAnchor();
+    const FILES = 640; // ten inode pages
+    const v = await Volume.create(store, keys, anchor, { uid: 0, gid: 0 }, { commitIntervalMs: 0 });
+    for (let i = 0; i < FILES; i++) {
+      const fh = await v.create('/s' + i, 0o644, 0, 0);
+      const b = Buffer.from(`small file ${i}\n`);
+      await v.write(fh, b, b.length, 0);
+      await v.release(fh);
+    }
+    await v.close();
+    // Reopened: nothing cached, every chunk comes from the store.
+    const w = await Volume.open(store, keys, anchor, { commitIntervalMs: 0 });
+    keys.addEpoch();
+    store.maxInFlight = 0;
+    store.superblockPuts = 0;
+    await w.rekey();
+    // One get at a time was one round trip per small file (REKEY_AHEAD_FILES).
+    expect(store.maxInFlight).toBeGreaterThanOrEqual(8);
+    // A commit per inode page was one more round trip per 64 files; the
+    // final commit and at most one per second remain (REKEY_CHECKPOINT_MS;
+    // a commit per page would be 11 here, and ~3 is usual).
+    expect(store.superblockPuts).toBeLessThan(FILES / 64 - 2);
+    expect(await w.refsOutside(keys.current)).toBe(0);
+    await w.close();
+    const r = await Volume.open(store, keys, anchor, { readOnly: true });
+    for (let i = 0; i < FILES; i++)
+      expect((await readAll(r, '/s' + i)).toString()).toBe(`small file ${i}\n`);
+    await r.close();
   });
 });
