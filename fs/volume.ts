@@ -2079,11 +2079,17 @@ export class Volume {
       for (let i = 0; i < chunks; i++) {
         if (n.chunks.has(i) || n.loading.has(i)) continue;
         const ref = await n.tree.get(i);
-        if (ref && ref.epoch !== target && !n.chunks.has(i) && !n.loading.has(i))
-          // A failure surfaces when the rekey awaits (or retries) the chunk.
-          this.startLoad(n, i).promise.catch(() => {});
+        if (ref && ref.epoch !== target) this.rekeyLoadAhead(n, i);
       }
     })().catch(() => {});
+  }
+
+  /**
+   * Starts loading chunk `i` unless it is cached or already loading; a
+   * failure surfaces when the rekey awaits (or retries) the chunk.
+   */
+  private rekeyLoadAhead(n: Inode, i: number): void {
+    if (!n.chunks.has(i) && !n.loading.has(i)) this.startLoad(n, i).promise.catch(() => {});
   }
 
   /**
@@ -2141,13 +2147,10 @@ export class Volume {
     };
     for (const p of pages) {
       const inos = await this.lock.read(async () => [...(await this.loadPage(p))]);
-      let ahead = 0;
+      // inos[1 .. ahead) have had their prefetch started.
+      let ahead = 1;
       for (const [x, ino] of inos.entries()) {
-        for (
-          ahead = Math.max(ahead, x + 1);
-          ahead < Math.min(inos.length, x + 1 + REKEY_AHEAD_FILES);
-          ahead++
-        )
+        for (; ahead < Math.min(inos.length, x + 1 + REKEY_AHEAD_FILES); ahead++)
           this.prefetchSmallStale(inos[ahead]!, target);
         // A file is re-sealed in slices of REKEY_SLICE chunks, each under the
         // write lock: between slices the mount serves writers too (holding
@@ -2180,12 +2183,8 @@ export class Volume {
             // awaited (sequential awaits left the disk or link idle between
             // objects); the re-sealed chunks' puts run in the background.
             for (; k < end; k++) {
-              for (let a = k; a < Math.min(stale.length, k + REKEY_WINDOW); a++) {
-                const j = stale[a]!;
-                // A failure surfaces when chunk() awaits (or retries) it.
-                if (!n.chunks.has(j) && !n.loading.has(j))
-                  this.startLoad(n, j).promise.catch(() => {});
-              }
+              for (let a = k; a < Math.min(stale.length, k + REKEY_WINDOW); a++)
+                this.rekeyLoadAhead(n, stale[a]!);
               const i = stale[k]!;
               const c = await this.chunk(n, i, false);
               // Re-sealed at once and dropped, like a writer's full chunk:
