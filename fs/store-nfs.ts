@@ -37,7 +37,8 @@ import { resolve } from 'node:path';
 import { DirStore, type ObjectStore, type StoreStat } from './store.js';
 import { Nfs3Client, type Nfs3Options } from './nfs/nfs3.js';
 import { NFS3, NfsError, isNfsStatus } from './nfs/errors.js';
-import { CREATE_MODE, FTYPE, STABLE, type Fattr } from './nfs/nfs3-wire.js';
+import { CREATE_MODE, FTYPE, STABLE, readReplyLen, type Fattr } from './nfs/nfs3-wire.js';
+import { BufferPool } from './bufpool.js';
 import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
 import { type Logger, nullLogger } from './log.js';
 
@@ -56,6 +57,10 @@ const MAX_REWRITES = 5;
 const STALE_RETRIES = 2;
 /** Entries left in a directory that is still "empty" for `fs init`. */
 const IGNORABLE = new Set(['lost+found']);
+/** Reply buffers kept for reuse (a few in flight per read-ahead window). */
+const REPLY_POOL_BYTES = 16 << 20;
+/** Reply buffers come in sizes of this granularity, so objects of nearby sizes share them. */
+const REPLY_CLASS = 64 << 10;
 /** Object handles kept (about 100 bytes each). */
 const HANDLE_CACHE = 100_000;
 
@@ -104,6 +109,8 @@ export class NfsStore implements ObjectStore {
    * which the server says, and the get then looks the name up again.
    */
   private readonly handles = new Map<string, { fh: Buffer; size: number }>();
+  /** READ reply buffers of {@link getInto}, reused: no garbage per object read. */
+  private readonly replies = new BufferPool(REPLY_POOL_BYTES);
   private rsize = MAX_IO;
   private wsize = MAX_IO;
   private readonly log: Logger;
@@ -213,14 +220,46 @@ export class NfsStore implements ObjectStore {
   }
 
   async get(name: string): Promise<Buffer | null> {
+    return this.readBlob(
+      name,
+      (fh, size) => this.readAll(fh, size),
+      (data) => data.length,
+    );
+  }
+
+  /**
+   * {@link get} into the caller's buffer. A blob that fits one READ (every
+   * data chunk object) arrives in a reply buffer of this store's, reused
+   * from call to call, and is copied to `buf`: a 1 GiB rekey otherwise left
+   * a fresh 256 KiB buffer per object to the garbage collector, whose major
+   * collections then took a third of the mount daemon's CPU (docs/nfs.md,
+   * Performance).
+   */
+  async getInto(name: string, buf: Buffer): Promise<number | null> {
+    return this.readBlob(
+      name,
+      (fh, size) => this.readInto(fh, size, buf),
+      (n, size) => (n < buf.length ? n : size),
+    );
+  }
+
+  /**
+   * Reads blob `name` with `readFile` by its cached handle, or looks it up
+   * (null if missing) and caches its handle with the size `sizeOf` gives.
+   */
+  private async readBlob<T>(
+    name: string,
+    readFile: (fh: Buffer, size: number) => Promise<T>,
+    sizeOf: (got: T, attrSize: number) => number,
+  ): Promise<T | null> {
     checkName(name);
     this.counters.gets++;
     const known = this.handles.get(name);
     if (known) {
       try {
-        const data = await this.readAll(known.fh, known.size);
+        const got = await readFile(known.fh, known.size);
         this.counters.cachedHandles++;
-        return data;
+        return got;
       } catch (e) {
         if (!isStale(e)) throw e;
         this.handles.delete(name); // deleted meanwhile (by another client?): look it up
@@ -238,10 +277,32 @@ export class NfsStore implements ObjectStore {
         throw e;
       }
       if (attr.type !== FTYPE.REG) throw new NfsError(NFS3.ERR_ISDIR, `get ${name}`);
-      const data = await this.readAll(fh, attr.size);
-      this.remember(name, fh, data.length);
-      return data;
+      const got = await readFile(fh, attr.size);
+      this.remember(name, fh, sizeOf(got, attr.size));
+      return got;
     });
+  }
+
+  /** Reads a file of (expected) `size` bytes into `buf`; returns the bytes read (at most `buf.length`). */
+  private async readInto(fh: Buffer, size: number, buf: Buffer): Promise<number> {
+    if (size <= this.rsize && size < buf.length) {
+      const want = Math.max(size, 1);
+      const cls = Math.ceil(readReplyLen(want) / REPLY_CLASS) * REPLY_CLASS;
+      const reply = this.replies.take(cls);
+      // Given back only once the call succeeded: a call that failed may have
+      // left a half-received record there (the client disowns it, but the
+      // rare error path need not rely on that).
+      const r = await this.client.read(fh, 0, want, reply);
+      if (r.eof || r.count === 0) {
+        const n = r.data.copy(buf, 0, 0, Math.min(r.count, buf.length));
+        this.replies.give(reply);
+        return n;
+      }
+      this.replies.give(reply);
+      // Longer than its attributes said, or a short read: the general path.
+    }
+    const data = await this.readAll(fh, size);
+    return data.copy(buf, 0, 0, Math.min(data.length, buf.length));
   }
 
   /** Reads a whole file of (expected) `size` bytes; tolerates short reads; stops at eof. */

@@ -6,8 +6,8 @@
  * decodes the failure arm (post-op attributes, wcc data) and returns it as
  * `{ status }` so the caller can raise an error with the right errno.
  */
-import { XdrError, XdrReader, XdrWriter } from './xdr.js';
-import type { Program } from './rpc.js';
+import { XDR_UNIT, XdrError, XdrReader, XdrWriter } from './xdr.js';
+import { MAX_AUTH_BYTES, type Program } from './rpc.js';
 
 export const NFS_PROGRAM: Program = { prog: 100003, vers: 3, name: 'NFSv3' };
 export const MOUNT_PROGRAM: Program = { prog: 100005, vers: 3, name: 'MOUNTv3' };
@@ -83,6 +83,26 @@ export const FSF = { LINK: 0x1, SYMLINK: 0x2, HOMOGENEOUS: 0x8, CANSETTIME: 0x10
 export interface NfsTime {
   sec: number;
   nsec: number;
+}
+
+/** Bytes of an encoded fattr3 (RFC 1813 §2.6: 13 words of 4 and 8 bytes, 84 in all). */
+export const FATTR3_LEN = 84;
+/**
+ * Most bytes a READ reply record adds to its data: the RPC reply header with
+ * the largest verifier (xid, msg_type, reply_stat, verifier flavor + length
+ * + body, accept_stat; RFC 5531 §9), then READ3resok (status, post_op_attr,
+ * count, eof, opaque length; RFC 1813 §3.3.6) and the data's XDR padding.
+ */
+export const READ_REPLY_OVERHEAD =
+  5 * XDR_UNIT +
+  MAX_AUTH_BYTES +
+  XDR_UNIT +
+  (XDR_UNIT + FATTR3_LEN) +
+  3 * XDR_UNIT +
+  (XDR_UNIT - 1);
+/** Size of a buffer that holds any READ reply of up to `count` data bytes. */
+export function readReplyLen(count: number): number {
+  return count + READ_REPLY_OVERHEAD;
 }
 
 /** fattr3. */

@@ -141,12 +141,13 @@ export class Nfs3Client {
     what: string,
     args: (w: XdrWriter) => void,
     decode: (r: XdrReader) => Res<T>,
+    into?: Buffer,
   ): Promise<Sent<T>> {
     let wait = JUKEBOX_MIN_MS;
     const start = Date.now();
     let retransmitted = false;
     for (;;) {
-      const { body, retransmitted: again } = await this.rpc.call(proc, args);
+      const { body, retransmitted: again } = await this.rpc.call(proc, args, into);
       retransmitted ||= again;
       const res = decode(body);
       if (res.status === NFS3.OK) {
@@ -188,8 +189,19 @@ export class Nfs3Client {
     return (await this.run(PROC.ACCESS, 'ACCESS', enc.access(fh, mask), dec.access)).access;
   }
 
-  async read(fh: Buffer, offset: number, count: number): Promise<Sent<ReadOk>> {
-    return this.run(PROC.READ, `READ ${offset}+${count}`, enc.read(fh, offset, count), dec.read);
+  /**
+   * READ. With `into` (at least {@link readReplyLen}(count) bytes), the reply
+   * lands there and `data` is a view of it: lent until the promise settles,
+   * valid until the caller reuses it.
+   */
+  async read(fh: Buffer, offset: number, count: number, into?: Buffer): Promise<Sent<ReadOk>> {
+    return this.run(
+      PROC.READ,
+      `READ ${offset}+${count}`,
+      enc.read(fh, offset, count),
+      dec.read,
+      into,
+    );
   }
 
   /** `data` must not change until the promise settles (it is sent without a copy). */

@@ -54,6 +54,8 @@ export const AUTH_SYS_MAX_GIDS = 16;
 /** The record mark's last-fragment bit. */
 export const LAST_FRAGMENT = 0x80000000;
 export const MARK_LEN = 4;
+/** A reply's xid: its first 4 bytes (RFC 5531 §9). */
+const XID_LEN = 4;
 /** Largest fragment/record we accept (a 1 MiB READ plus headers fits well). */
 export const MAX_RECORD = 4 * 1024 * 1024 + 64 * 1024;
 
@@ -241,75 +243,119 @@ export function decodeReply(record: Buffer): Reply {
  * arbitrary chunks yields each complete record once; a fragment longer than
  * {@link MAX_RECORD} (or a zero-length non-final fragment flood) is a
  * protocol error: the caller drops the connection.
+ *
+ * Every fragment is copied, as it arrives, into one buffer of exactly its
+ * length (known from its mark), so a record never aliases the bytes pushed:
+ * the caller may reuse its read buffer as soon as push() returns (the TCP
+ * connector reads into one fixed buffer, `onread`). A single-fragment record
+ * goes where `alloc` says once its xid has arrived: the RPC client answers
+ * with a buffer the caller lent for that call's reply (a READ into a reused
+ * buffer, docs/nfs.md "Performance"), or a fresh one.
  */
 export class RecordDecoder {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  /** Fragments of the record being assembled. */
+  private readonly mark = Buffer.alloc(MARK_LEN);
+  private markHave = 0;
+  /** The first fragment's xid is being read before its buffer is chosen. */
+  private wantXid = false;
+  private readonly xidBuf = Buffer.alloc(XID_LEN);
+  private xidHave = 0;
+  private fragLen = 0;
+  /** The fragment being filled (null: reading a mark or an xid). */
+  private frag: Buffer | null = null;
+  private fragHave = 0;
+  private fragLast = false;
+  /** Complete fragments of the record being assembled. */
   private frags: Buffer[] = [];
   private fragBytes = 0;
 
-  constructor(private readonly maxRecord = MAX_RECORD) {}
+  /**
+   * @param alloc where a single-fragment record of `len` bytes (≥ 4) with
+   *   this `xid` goes; it must return at least `len` bytes that nothing
+   *   else writes until the record is handed out (see {@link disown})
+   */
+  constructor(
+    private readonly maxRecord = MAX_RECORD,
+    private readonly alloc?: (len: number, xid: number) => Buffer,
+  ) {}
 
-  /** Feeds bytes; calls `onRecord` for each complete record. */
+  /** Feeds bytes; calls `onRecord` for each complete record. `data` is not kept. */
   push(data: Buffer, onRecord: (record: Buffer) => void): void {
-    this.chunks.push(data);
-    this.have += data.length;
-    for (;;) {
-      if (this.have < MARK_LEN) return;
-      const mark = this.peekU32();
-      const len = mark & 0x7fffffff;
-      const last = (mark & LAST_FRAGMENT) !== 0;
-      if (len > this.maxRecord || this.fragBytes + len > this.maxRecord)
-        throw new XdrError(`RPC record larger than ${this.maxRecord} bytes`);
-      if (!last && len === 0) throw new XdrError('empty non-final RPC fragment');
-      if (this.have < MARK_LEN + len) return;
-      this.take(MARK_LEN);
-      const frag = this.take(len);
-      this.frags.push(frag);
-      this.fragBytes += len;
-      if (last) {
-        const rec = this.frags.length === 1 ? this.frags[0]! : Buffer.concat(this.frags);
-        this.frags = [];
-        this.fragBytes = 0;
-        onRecord(rec);
-      }
-    }
-  }
-
-  private peekU32(): number {
-    const first = this.chunks[0]!;
-    if (first.length >= MARK_LEN) return first.readUInt32BE(0);
-    return Buffer.concat(this.chunks, MARK_LEN).readUInt32BE(0);
-  }
-
-  /** Removes `n` bytes from the front (one subarray when they lie in one chunk). */
-  private take(n: number): Buffer {
-    this.have -= n;
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first && first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
     let at = 0;
-    while (at < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - at);
-      c.copy(out, at, 0, k);
+    const end = data.length;
+    while (at < end) {
+      if (this.frag === null && !this.wantXid) {
+        const k = Math.min(MARK_LEN - this.markHave, end - at);
+        data.copy(this.mark, this.markHave, at, at + k);
+        this.markHave += k;
+        at += k;
+        if (this.markHave < MARK_LEN) return;
+        this.markHave = 0;
+        const mark = this.mark.readUInt32BE(0);
+        const len = mark & 0x7fffffff;
+        const last = (mark & LAST_FRAGMENT) !== 0;
+        if (len > this.maxRecord || this.fragBytes + len > this.maxRecord)
+          throw new XdrError(`RPC record larger than ${this.maxRecord} bytes`);
+        if (!last && len === 0) throw new XdrError('empty non-final RPC fragment');
+        this.fragLast = last;
+        this.fragLen = len;
+        if (this.alloc && last && this.frags.length === 0 && len >= XID_LEN) {
+          this.wantXid = true;
+          this.xidHave = 0;
+          continue;
+        }
+        this.frag = Buffer.allocUnsafe(len);
+        this.fragHave = 0;
+      }
+      if (this.wantXid) {
+        const k = Math.min(XID_LEN - this.xidHave, end - at);
+        data.copy(this.xidBuf, this.xidHave, at, at + k);
+        this.xidHave += k;
+        at += k;
+        if (this.xidHave < XID_LEN) return;
+        this.wantXid = false;
+        const into = this.alloc!(this.fragLen, this.xidBuf.readUInt32BE(0));
+        if (into.length < this.fragLen)
+          throw new RangeError('RecordDecoder: alloc returned too few bytes');
+        this.frag = into.subarray(0, this.fragLen);
+        this.xidBuf.copy(this.frag, 0);
+        this.fragHave = XID_LEN;
+      }
+      const frag = this.frag!;
+      const k = Math.min(frag.length - this.fragHave, end - at);
+      data.copy(frag, this.fragHave, at, at + k);
+      this.fragHave += k;
       at += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
+      if (this.fragHave < frag.length) return;
+      this.frag = null;
+      this.fragHave = 0;
+      if (!this.fragLast) {
+        this.frags.push(frag);
+        this.fragBytes += frag.length;
+        continue;
+      }
+      const rec = this.frags.length === 0 ? frag : Buffer.concat([...this.frags, frag]);
+      this.frags = [];
+      this.fragBytes = 0;
+      onRecord(rec);
     }
-    return out;
+  }
+
+  /**
+   * Stops filling memory of `buf` (a reply buffer whose call ended without
+   * this record: timed out, closed): the part of a record received so far
+   * moves to a buffer of the decoder's own, so the lender may reuse `buf`.
+   */
+  disown(buf: Buffer): void {
+    const f = this.frag;
+    if (f === null || f.buffer !== buf.buffer) return;
+    const own = Buffer.allocUnsafe(f.length);
+    f.copy(own, 0, 0, this.fragHave);
+    this.frag = own;
   }
 
   /** Bytes buffered but not yet part of a complete record. */
   get pending(): number {
-    return this.have + this.fragBytes;
+    return this.markHave + (this.wantXid ? this.xidHave : 0) + this.fragHave + this.fragBytes;
   }
 }
 

@@ -25,6 +25,7 @@ import {
   encodeAuthSys,
   finishRecord,
   peekXid,
+  MAX_RECORD,
   RecordDecoder,
   RpcError,
   type AuthSys,
@@ -32,14 +33,38 @@ import {
 } from './rpc.js';
 import { type Logger, nullLogger } from '../log.js';
 
-/** Opens a new connection to the server; resolves once it is connected. */
-export type Connector = () => Promise<Duplex>;
+/**
+ * Opens a new connection to the server; resolves once it is connected. A
+ * connector may hand received bytes to `onread` itself (a view valid only
+ * during the call; it then emits no 'data'); one that ignores it emits
+ * 'data' as any Duplex does. The client accepts either.
+ */
+export type Connector = (onread?: (chunk: Buffer) => void) => Promise<Duplex>;
+
+/**
+ * Size of the one buffer a TCP connection reads into. Replies are copied out
+ * of it as they are framed (RecordDecoder), so no read allocates: a buffer
+ * per socket read was most of the mount daemon's garbage (docs/nfs.md).
+ */
+const TCP_READ_BUFFER = 256 * 1024;
 
 /** A plain TCP {@link Connector}. */
 export function tcpConnector(host: string, port: number, timeoutMs = 10_000): Connector {
-  return () =>
+  return (onread) =>
     new Promise<Duplex>((resolve, reject) => {
-      const s: Socket = tcpConnect({ host, port });
+      const s: Socket = tcpConnect({
+        host,
+        port,
+        ...(onread && {
+          onread: {
+            buffer: Buffer.allocUnsafe(TCP_READ_BUFFER),
+            callback: (n: number, buf: Uint8Array) => {
+              onread(Buffer.from(buf.buffer, buf.byteOffset, n));
+              return true;
+            },
+          },
+        }),
+      });
       const t = setTimeout(() => {
         s.destroy();
         reject(
@@ -137,6 +162,8 @@ interface Slot {
   sends: number;
   resolve: (r: CallResult) => void;
   reject: (e: Error) => void;
+  /** Where the reply record goes if it fits (lent by the caller until the call settles). */
+  into: Buffer | undefined;
 }
 
 const BACKOFF_MIN_MS = 50;
@@ -166,7 +193,7 @@ export class RpcClient {
   private xid = randomInt(0, 0x100000000);
   private sock: Duplex | null = null;
   private connecting: Promise<void> | null = null;
-  private decoder = new RecordDecoder();
+  private decoder = this.newDecoder();
   private backoff = BACKOFF_MIN_MS;
   private lastError = '';
   private closed = false;
@@ -200,8 +227,11 @@ export class RpcClient {
    * length via {@link XdrWriter.opaqueTail}). Resolves with the results, or
    * rejects with {@link RpcError} (the server refused the call),
    * {@link RpcTimeout}, {@link RpcProtocolError} or {@link RpcClosed}.
+   * `into`, if given, receives the reply record when it fits (the result's
+   * body then reads from it): the caller lends it until the promise settles
+   * and must not touch it before.
    */
-  async call(proc: number, args: (w: XdrWriter) => void): Promise<CallResult> {
+  async call(proc: number, args: (w: XdrWriter) => void, into?: Buffer): Promise<CallResult> {
     if (this.closed) throw new RpcClosed();
     let w = this.free.pop();
     while (!w) {
@@ -230,6 +260,7 @@ export class RpcClient {
         sends: 0,
         resolve,
         reject,
+        into,
       };
       this.pending.set(xid, slot);
       this.armTimer();
@@ -259,6 +290,9 @@ export class RpcClient {
 
   private finish(s: Slot, result: CallResult | Error): void {
     if (!this.pending.delete(s.xid)) return;
+    // Ended without its reply (a record of its may be half received): the
+    // caller takes its buffer back as soon as this settles.
+    if (s.into && result instanceof Error) this.decoder.disown(s.into);
     // Failed before its reply: its bytes may still sit in the socket's queue,
     // and the writer is about to be reused. Start over on a new connection.
     const sock = this.sock as Socket | null;
@@ -267,6 +301,14 @@ export class RpcClient {
     if (this.pending.size === 0) this.idle();
     if (result instanceof Error) s.reject(result);
     else s.resolve(result);
+  }
+
+  /** A decoder that puts each reply where its call asked (`into`), else in a buffer of its own. */
+  private newDecoder(): RecordDecoder {
+    return new RecordDecoder(MAX_RECORD, (len, xid) => {
+      const into = this.pending.get(xid)?.into;
+      return into !== undefined && into.length >= len ? into : Buffer.allocUnsafe(len);
+    });
   }
 
   /** Lets the process exit while nothing is outstanding. */
@@ -335,7 +377,12 @@ export class RpcClient {
   private async connectLoop(): Promise<void> {
     while (!this.closed && !this.sock && this.pending.size > 0) {
       try {
-        const sock = await this.o.connect();
+        // Replies cannot arrive before the first call, which attach() sends.
+        let live: Duplex | null = null;
+        const sock = await this.o.connect((d) => {
+          if (live !== null && live === this.sock) this.onData(live, d);
+        });
+        live = sock;
         if (this.closed) {
           sock.destroy();
           return;
@@ -355,7 +402,7 @@ export class RpcClient {
 
   private attach(sock: Duplex): void {
     this.sock = sock;
-    this.decoder = new RecordDecoder();
+    this.decoder = this.newDecoder();
     sock.on('data', (d: Buffer) => this.onData(sock, d));
     sock.on('error', (e: Error) => {
       this.lastError = e.message;

@@ -13,6 +13,7 @@ import {
   finishRecord,
   frameRecord,
   LAST_FRAGMENT,
+  MAX_RECORD,
   RecordDecoder,
   AUTH_SYS,
 } from '../../fs/nfs/rpc.js';
@@ -73,6 +74,54 @@ describe('record marking', () => {
     const d = new RecordDecoder(1000);
     d.push(f, () => {});
     expect(() => d.push(f, () => {})).toThrow(/larger than 1000/);
+  });
+
+  it('puts single-fragment records where alloc says, from any chunking, and copies all others', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 4, maxLength: 60 }), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (bodies, cuts) => {
+          const lent: Array<{ xid: number; buf: Buffer }> = [];
+          const stream = Buffer.concat(bodies.map((b) => frameRecord(Buffer.from(b))));
+          const dec = new RecordDecoder(MAX_RECORD, (len, xid) => {
+            const b = Buffer.alloc(len + 7, 0xee); // longer than asked: only len is used
+            lent.push({ xid, buf: b });
+            return b;
+          });
+          const got: Buffer[] = [];
+          // The pushed bytes are overwritten after each push: nothing may alias them.
+          for (const c of split(stream, cuts)) {
+            const scratch = Buffer.from(c);
+            dec.push(scratch, (r) => got.push(r));
+            scratch.fill(0xaa);
+          }
+          expect(got.map((r) => r.toString('hex'))).toEqual(
+            bodies.map((b) => Buffer.from(b).toString('hex')),
+          );
+          expect(lent.map((l) => l.xid)).toEqual(got.map((r) => r.readUInt32BE(0)));
+          got.forEach((r, i) => expect(r.buffer).toBe(lent[i]!.buf.buffer));
+          expect(dec.pending).toBe(0);
+        },
+      ),
+    );
+  });
+
+  it('disown() moves a half-received record out of the lent buffer', () => {
+    const body = Buffer.from('0000002a' + 'ab'.repeat(20), 'hex');
+    const framed = frameRecord(body);
+    const lent = Buffer.alloc(64, 0x11);
+    const dec = new RecordDecoder(MAX_RECORD, () => lent);
+    const got: Buffer[] = [];
+    dec.push(framed.subarray(0, 12), (r) => got.push(r));
+    expect(lent.subarray(0, 8).toString('hex')).toBe(body.subarray(0, 8).toString('hex'));
+    dec.disown(lent);
+    lent.fill(0x22);
+    dec.push(framed.subarray(12), (r) => got.push(r));
+    expect(got).toHaveLength(1);
+    expect(got[0]!.equals(body)).toBe(true);
+    expect(got[0]!.buffer).not.toBe(lent.buffer);
+    expect(lent.every((x) => x === 0x22)).toBe(true);
   });
 
   it('frameRecord makes one last fragment', () => {

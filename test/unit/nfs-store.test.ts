@@ -72,6 +72,31 @@ describe('NfsStore', () => {
     expect(fake.counts.get(PROC.WRITE)).toBe(Math.ceil(300_000 / 65536));
   });
 
+  it("getInto reads what get reads into the caller's buffer, one READ per object that fits one", async () => {
+    const sizes = [0, 5, 4096, 65536, 300_000];
+    const names = sizes.map(() => id());
+    const blobs = sizes.map((n) => randomBytes(n));
+    for (let i = 0; i < sizes.length; i++) await store.put(names[i]!, blobs[i]!);
+    for (let round = 0; round < 2; round++) {
+      // Round 0 looks the names up, round 1 reads by the cached handles.
+      for (let i = 0; i < sizes.length; i++) {
+        const buf = Buffer.alloc(sizes[i]! + 1, 0xee);
+        const reads = fake.counts.get(PROC.READ) ?? 0;
+        expect(await store.getInto(names[i]!, buf)).toBe(sizes[i]);
+        expect(buf.subarray(0, sizes[i]).equals(blobs[i]!)).toBe(true);
+        expect(buf[sizes[i]!]).toBe(0xee);
+        const used = (fake.counts.get(PROC.READ) ?? 0) - reads;
+        expect(used).toBe(Math.max(1, Math.ceil(sizes[i]! / 65536)));
+      }
+    }
+    // A blob longer than the buffer fills it; a missing one is null.
+    const short = Buffer.alloc(1000);
+    expect(await store.getInto(names[4]!, short)).toBe(1000);
+    expect(short.equals(blobs[4]!.subarray(0, 1000))).toBe(true);
+    expect(await store.getInto(id(), Buffer.alloc(10))).toBeNull();
+    await expect(store.getInto('nope', Buffer.alloc(1))).rejects.toThrow(/invalid object name/);
+  });
+
   it('writes an object that fits one WRITE with FILE_SYNC and no COMMIT', async () => {
     const name = id();
     await store.put(name, randomBytes(60_000));

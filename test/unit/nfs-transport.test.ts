@@ -203,6 +203,43 @@ describe('RpcClient', () => {
     await expect(rpc.call(PROC.NULL, () => {})).rejects.toBeInstanceOf(RpcClosed);
   });
 
+  it('receives a reply in the buffer the call lent, and never writes it once the call failed', async () => {
+    const replies: Buffer[] = [];
+    let rest: (() => void) | undefined;
+    const { port: p } = await rawServer((_, sock, rec) => {
+      const reply = nullReply(rec);
+      replies.push(reply);
+      if (replies.length !== 2) sock.write(reply);
+      else {
+        // Half of the second reply; the rest only after that call timed out.
+        sock.write(reply.subarray(0, 10));
+        rest = () => sock.write(reply.subarray(10));
+      }
+    });
+    const rpc = new RpcClient({
+      program: NFS_PROGRAM,
+      connect: tcpConnector('127.0.0.1', p),
+      server: 'raw',
+      deadlineMs: 300,
+    });
+    clients.push(rpc);
+    const lent = Buffer.alloc(256, 0x11);
+    expect((await rpc.call(PROC.NULL, () => {}, lent)).body.remaining).toBe(0);
+    const body = replies[0]!.subarray(4); // without its record mark
+    expect(lent.subarray(0, body.length).equals(body)).toBe(true);
+    expect(lent[body.length]).toBe(0x11);
+
+    const lent2 = Buffer.alloc(256, 0x11);
+    const err = await rpc.call(PROC.NULL, () => {}, lent2).catch((e) => e);
+    expect(err).toBeInstanceOf(RpcTimeout);
+    lent2.fill(0x22); // the caller has its buffer back and reuses it
+    rest!();
+    // The late reply completes elsewhere and matches no call; the next call works.
+    expect((await rpc.call(PROC.NULL, () => {}, Buffer.alloc(8))).body.remaining).toBe(0);
+    expect(lent2.every((x) => x === 0x22)).toBe(true);
+    expect(rpc.counters.unmatched).toBe(1);
+  });
+
   it('limits calls in flight and queues the rest', async () => {
     const c = await mount({ maxInFlight: 2 });
     fake.reorderBatch = 2;
