@@ -93,10 +93,23 @@ typedef struct mount_s {
   char mnt[4096];
 } mount_t;
 
-/* Outstanding requests of every mount: the slot's request and generation. */
+/*
+ * A write's data is copied into a buffer that belongs to the request's slot
+ * and is kept for the slot's next write: the handler is done with it once
+ * the request is answered, which is also when the slot can be taken again.
+ * A fresh Buffer per 128 KiB write cost a page fault per 4 KiB and fed the
+ * garbage collector (docs/storage.md, "Speed"). max_write (fs/mount.ts) is
+ * the largest write the kernel sends; a longer one is copied as before.
+ */
+#define WRITE_BUF_LEN (128 * 1024)
+
+/* Outstanding requests of every mount: the slot's request and generation, and its write buffer. */
 typedef struct {
   fuse_req_t req;
   uint32_t gen;
+  napi_env wenv; /* the env whose Buffer wref is (NULL: none yet) */
+  napi_ref wref;
+  void *wdata;
 } slot_t;
 static slot_t *slots;
 static uint32_t nslots, *free_list, nfree;
@@ -118,6 +131,9 @@ static int64_t slot_take(fuse_req_t req) {
     for (uint32_t i = nslots + grow; i > nslots; i--) {
       slots[i - 1].req = NULL;
       slots[i - 1].gen = 0;
+      slots[i - 1].wenv = NULL;
+      slots[i - 1].wref = NULL;
+      slots[i - 1].wdata = NULL;
       free_list[nfree++] = i - 1;
     }
     nslots += grow;
@@ -138,6 +154,29 @@ static fuse_req_t slot_give(int64_t id) {
   slots[i].req = NULL;
   free_list[nfree++] = i;
   return r;
+}
+
+/*
+ * Copies a write's data into the slot's own buffer (made on its first write)
+ * and yields that Buffer, which is longer than the data: the dispatcher
+ * passes the length (`b`) along. 0 if the slot has none to offer.
+ */
+static int slot_write_buffer(napi_env env, int64_t id, const char *data, size_t len,
+                             napi_value *out) {
+  slot_t *s = &slots[(uint32_t)(id & (SLOT_MAX - 1))];
+  if (len > WRITE_BUF_LEN) return 0;
+  if (!s->wenv) {
+    napi_value b;
+    void *p;
+    if (napi_create_buffer(env, WRITE_BUF_LEN, &p, &b) != napi_ok ||
+        napi_create_reference(env, b, 1, &s->wref) != napi_ok)
+      return 0;
+    s->wenv = env;
+    s->wdata = p;
+  }
+  if (s->wenv != env || napi_get_reference_value(env, s->wref, out) != napi_ok || !*out) return 0;
+  memcpy(s->wdata, data, len);
+  return 1;
 }
 
 /* The dispatcher's arguments: op, slot, ino, a, b, c, d, s1, s2. */
@@ -172,8 +211,10 @@ static void call_js(mount_t *m, int op, fuse_req_t req, const call_t *k) {
   else napi_get_null(env, &argv[7]);
   if (k->data) {
     /* The request buffer is reused by the next read: the write's data must be copied. */
-    void *p;
-    napi_create_buffer_copy(env, k->datalen, k->data, &p, &argv[8]);
+    if (!slot_write_buffer(env, id, k->data, k->datalen, &argv[8])) {
+      void *p;
+      napi_create_buffer_copy(env, k->datalen, k->data, &p, &argv[8]);
+    }
   } else if (k->s2) {
     napi_create_string_utf8(env, k->s2, NAPI_AUTO_LENGTH, &argv[8]);
   } else {
