@@ -232,7 +232,7 @@ export class NfsStore implements ObjectStore {
    * data chunk object) arrives in a reply buffer of this store's, reused
    * from call to call, and is copied to `buf`: a 1 GiB rekey otherwise left
    * a fresh 256 KiB buffer per object to the garbage collector, whose major
-   * collections then took a third of the mount daemon's CPU (docs/nfs.md,
+   * collections then took about 40% of the mount daemon's CPU (docs/nfs.md,
    * Performance).
    */
   async getInto(name: string, buf: Buffer): Promise<number | null> {
