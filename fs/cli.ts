@@ -113,6 +113,7 @@ const INIT_USAGE =
 const MOUNT_USAGE =
   'supernet fs mount BACKING MOUNTPOINT --key KEY_FILE | --node NODE --volume NAME [--state DIR] [--foreground] [--allow-other] [--debug]';
 const UNMOUNT_USAGE = 'supernet fs unmount MOUNTPOINT';
+const STATUS_USAGE = 'supernet fs status MOUNTPOINT [--json]';
 const CHECK_USAGE = 'supernet fs check BACKING_DIR --key KEY_FILE [--state DIR] [--json]';
 const REKEY_USAGE =
   'supernet fs rekey BACKING --key KEY_FILE | --node NODE --volume NAME [--state DIR]';
@@ -230,7 +231,7 @@ async function unmount(argv: string[]): Promise<number> {
   // The daemon commits and exits once the mount is gone; wait for that.
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const pids = await daemonsFor(mnt);
+    const pids = (await daemonsFor(mnt)).map((d) => d.pid);
     if (pids.length === 0) break;
     if (Date.now() > deadline)
       throw new CliError(EXIT.UNAVAILABLE, `daemon ${pids.join(',')} did not finish`);
@@ -240,17 +241,67 @@ async function unmount(argv: string[]): Promise<number> {
   return EXIT.OK;
 }
 
-/** Live daemons serving `mnt` (found by their command line). */
-async function daemonsFor(mnt: string): Promise<number[]> {
-  const out: number[] = [];
+/**
+ * What the mount daemon serving MOUNTPOINT says of itself: the volume's
+ * version and key epoch, its counters (commits, objects written and deleted,
+ * integrity errors) and its store's (for NFS: gets, puts, rewrites,
+ * stale-handle retries, RPC calls, retransmits, reconnects, JUKEBOX
+ * retries). Found by the daemon's command line, so it works for a mount made
+ * inside a node too.
+ */
+async function status(argv: string[]): Promise<number> {
+  const p = parse(argv, [], ['json'], STATUS_USAGE);
+  need(p, 1, STATUS_USAGE);
+  const mnt = resolve(p.pos[0]!);
+  const [d] = await daemonsFor(mnt);
+  if (!d) throw new CliError(EXIT.USAGE, `${mnt}: no Supernet fs mount daemon serves it`);
+  const dir = d.args.stateDir ?? resolve(defaultStateRoot(), await volumeOfKey(d.args.keyFile));
+  const r = await controlWhileAlive(statePaths(dir), d.pid, { op: 'status' });
+  delete r.ok;
+  if (p.opts.has('json')) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    return EXIT.OK;
+  }
+  const line = (o: unknown): string =>
+    Object.entries((o ?? {}) as Record<string, number>)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  process.stdout.write(
+    `${mnt}: ${String(r.backing)} (daemon pid ${String(r.pid)})\n` +
+      `  version ${String(r.version)}, key epoch ${String(r.epoch)}\n` +
+      `  volume: ${line(r.counters)}\n` +
+      (r.store ? `  store: ${line(r.store)}\n` : ''),
+  );
+  return EXIT.OK;
+}
+
+/** The volume id (hex) of a key file, or "" if it cannot be read. */
+async function volumeOfKey(keyFile: string | undefined): Promise<string> {
+  if (!keyFile) return '';
+  try {
+    return (await readKeyFile(keyFile)).volumeId.toString('hex');
+  } catch {
+    return '';
+  }
+}
+
+interface DaemonArgs {
+  mountpoint?: string;
+  stateDir?: string;
+  keyFile?: string;
+}
+
+/** Live daemons serving `mnt` (found by their command line), with the arguments they were started with. */
+async function daemonsFor(mnt: string): Promise<Array<{ pid: number; args: DaemonArgs }>> {
+  const out: Array<{ pid: number; args: DaemonArgs }> = [];
   for (const d of await readdir('/proc')) {
     if (!/^[0-9]+$/.test(d)) continue;
     try {
       const cmd = (await import('node:fs/promises')).readFile(`/proc/${d}/cmdline`, 'utf8');
       const args = (await cmd).split('\0');
       if (args[1] !== daemonPath() || !args[2]) continue;
-      const j = JSON.parse(args[2]) as { mountpoint?: string };
-      if (j.mountpoint === mnt) out.push(Number(d));
+      const j = JSON.parse(args[2]) as DaemonArgs;
+      if (j.mountpoint === mnt) out.push({ pid: Number(d), args: j });
     } catch {
       // raced with an exiting process
     }
@@ -397,6 +448,11 @@ export const fsCommands: Record<string, Command> = {
     summary: 'unmount a volume after committing it',
     usage: UNMOUNT_USAGE,
     run: (a) => guarded('fs unmount', () => unmount(a)),
+  },
+  'fs status': {
+    summary: "show a mount's volume version, key epoch and counters (its NFS client's too)",
+    usage: STATUS_USAGE,
+    run: (a) => guarded('fs status', () => status(a)),
   },
   'fs check': {
     summary: 'verify every object of a volume; report damage',

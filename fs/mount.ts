@@ -326,7 +326,10 @@ export async function mountVolume(a: MountArgs): Promise<Mounted> {
   await writeFile(state.pidfile, JSON.stringify({ pid: process.pid, mountpoint }) + '\n', {
     mode: 0o600,
   });
-  const server = await controlServer(state, volume, keyring, log, a.keyFile);
+  const server = await controlServer(state, volume, keyring, log, a.keyFile, {
+    backing: a.backing,
+    mountpoint: a.mountpoint,
+  });
   log.info('mounted', {
     mountpoint,
     volume: keyring.volumeId.toString('hex'),
@@ -380,6 +383,7 @@ async function controlServer(
   keyring: Keyring,
   log: Logger,
   keyFile: string,
+  where: { backing: string; mountpoint: string },
 ): Promise<Server> {
   await rm(state.control, { force: true });
   const server = createServer((sock: Socket) => {
@@ -402,9 +406,13 @@ async function controlServer(
         switch (req.op) {
           case 'status':
             return {
+              pid: process.pid,
+              backing: where.backing,
+              mountpoint: where.mountpoint,
               version: volume.superblock.version.toString(),
               epoch: volume.superblock.epoch,
               counters: volume.counters,
+              store: volume.store.stats?.() ?? null,
             };
           case 'commit':
             await volume.commit();

@@ -219,6 +219,11 @@ export class NfsStore implements ObjectStore {
     this.handles.set(name, { fh, size });
   }
 
+  /** This store's counters and its NFS client's (RPC calls, retransmits, reconnects, JUKEBOX retries). */
+  stats(): Record<string, number> {
+    return { ...this.counters, ...this.client.counters };
+  }
+
   async get(name: string): Promise<Buffer | null> {
     return this.readBlob(
       name,

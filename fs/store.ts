@@ -57,6 +57,11 @@ export interface ObjectStore {
   /** Removes leftovers of interrupted puts. */
   sweepTemp(): Promise<number>;
   statfs(): Promise<StoreStat>;
+  /**
+   * Optional: the store's live counters (an NFS client's calls, retransmits,
+   * reconnects, stale-handle retries…), shown by `supernet fs status`.
+   */
+  stats?(): Record<string, number>;
   /** Optional: releases what the store holds open (an NFS client's connections). */
   close?(): void;
 }

@@ -250,6 +250,23 @@ describe('fs: random operations on the mount match a plain directory', () => {
       expect(require_hash(await readFile(join(mnt, 'shared')))).toBe(require_hash(expected));
     };
     await check();
+    // fs status finds the daemon by its mount point (this one was started
+    // without a state folder in its arguments: the default is derived).
+    const st = await bed.cli(['fs', 'status', mnt, '--json']);
+    expect(st.code).toBe(0);
+    const j = JSON.parse(st.stdout) as {
+      pid: number;
+      mountpoint: string;
+      counters: Record<string, number>;
+      store: unknown;
+    };
+    expect(j.pid).toBe(child.pid);
+    expect(j.mountpoint).toBe(mnt);
+    expect(j.counters.objectsWritten).toBeGreaterThan(0);
+    expect(j.store).toBeNull(); // a directory store has no counters of its own
+    const none = await bed.cli(['fs', 'status', join(bed.dir, 'nowhere')]);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/no Supernet fs mount daemon serves it/);
     await unmount(bed, mnt, child);
     child = await bed.mount(backing, mnt, key);
     await check(); // as committed, not only as cached

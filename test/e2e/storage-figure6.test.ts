@@ -363,6 +363,18 @@ describe('outsourced storage on Figure 6', () => {
       const after = readProviderStatus(providerState)!;
       expect(after.ganeshaPid).not.toBe(before.ganeshaPid);
       expect(sha(await readFile(join(m, 'copy.bin')))).toBe(sha(await readFile(src)));
+      // The mount's NFS client says what it went through.
+      const st = JSON.parse((await cli('h1', ['fs', 'status', m, '--json'])).stdout) as {
+        backing: string;
+        store: Record<string, number>;
+      };
+      expect(st.backing).toMatch(/^nfs:\/\//);
+      expect(st.store.reconnects).toBeGreaterThanOrEqual(1);
+      expect(st.store.puts).toBeGreaterThan(0);
+      expect(st.store.calls).toBeGreaterThan(st.store.puts);
+      const text = (await cli('h1', ['fs', 'status', m])).stdout;
+      expect(text).toContain(`${m}: nfs://`);
+      expect(text).toMatch(/store: .*reconnects [1-9]/);
     });
     const want = sha(await readFile(src));
     await withMount('c1', async (m) => expect(sha(await readFile(join(m, 'copy.bin')))).toBe(want));
