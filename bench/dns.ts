@@ -21,15 +21,17 @@ import { ResolverPort } from '../net/dns-tun.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import { attachTun } from '../net/netns.js';
 import { openTun } from '../net/tun.js';
+import { benchArgs } from './lib/args.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const SECONDS = arg('seconds', 5);
-const MEMBERS = arg('members', 50);
-const WRITE_DOCS = !process.argv.includes('--no-write-docs');
+const ARGS = benchArgs({
+  usage: 'node dist/bench/dns.js [--seconds N] [--members N] [--no-write-docs]',
+  numbers: { seconds: 5, members: 50 },
+  flags: ['no-write-docs'],
+});
+const SECONDS = ARGS.num.seconds;
+const MEMBERS = ARGS.num.members;
+const WRITE_DOCS = !ARGS.flag('no-write-docs');
 
 function buildView(): NameView {
   const members = [];

@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
+import { benchArgs } from './lib/args.js';
 import { table, writeSection } from './lib/markdown.js';
 
 const execp = promisify(execFile);
@@ -23,17 +24,16 @@ const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'dist/bin/supernet.js');
 const SECTION = '## Filesystem';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} needs a positive integer`);
-  return v;
-};
-const MIB = arg('mib', 256);
-const FILES = arg('files', 2000);
-const RUNS = arg('runs', 3);
-const onlyAt = process.argv.indexOf('--only');
-const ONLY = onlyAt > 0 ? (process.argv[onlyAt + 1] ?? '').toLowerCase().split(',') : null;
+const ARGS = benchArgs({
+  usage: 'node dist/bench/fs.js [--mib N] [--files N] [--runs N] [--only a,b] [--no-write-docs]',
+  numbers: { mib: 256, files: 2000, runs: 3 },
+  flags: ['no-write-docs'],
+  strings: ['only'],
+});
+const MIB = ARGS.num.mib;
+const FILES = ARGS.num.files;
+const RUNS = ARGS.num.runs;
+const ONLY = ARGS.str.only !== undefined ? ARGS.str.only.toLowerCase().split(',') : null;
 
 interface Target {
   name: string;
@@ -332,7 +332,7 @@ async function main(): Promise<void> {
   }
   for (const r of rows) if (r.error) lines.push(`${r.name}: FAILED in this run: ${r.error}`);
   process.stdout.write(`${md}\n\n${lines.join('\n')}\n`);
-  if (process.argv.includes('--no-write-docs')) return;
+  if (ARGS.flag('no-write-docs')) return;
   const command =
     process.env.BENCH_COMMAND ?? ['node dist/bench/fs.js', ...process.argv.slice(2)].join(' ');
   const section =

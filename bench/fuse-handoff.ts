@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Op, St, loadFuseLL } from '../fs/fuse-ll.js';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
+import { benchArgs } from './lib/args.js';
 import { table, writeSection } from './lib/markdown.js';
 
 const execp = promisify(execFile);
@@ -38,13 +39,6 @@ const SECTION = '## FUSE request hand-off';
 const TARGET = '/some/target/of/a/symlink';
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
-
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} needs a positive integer`);
-  return v;
-};
 
 /** `--serve ll|native MNT`: one of the two JS servers, in its own process. */
 function serve(kind: string, mnt: string): void {
@@ -236,8 +230,13 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const CALLS = arg('calls', 10_000);
-  const ROUNDS = arg('rounds', 5);
+  const args = benchArgs({
+    usage: 'node dist/bench/fuse-handoff.js [--calls N] [--rounds N] [--no-write-docs]',
+    numbers: { calls: 10_000, rounds: 5 },
+    flags: ['no-write-docs'],
+  });
+  const CALLS = args.num.calls;
+  const ROUNDS = args.num.rounds;
   const machine = await machineInfo();
   const gocryptfs = await toolVersion('gocryptfs', ['-version']);
   const dir = await mkdtemp('/var/tmp/sn-bench-handoff-');
@@ -279,7 +278,7 @@ async function main(): Promise<void> {
     ['l', 'r', 'r', 'r'],
   );
   process.stdout.write(md + '\n');
-  if (process.argv.includes('--no-write-docs')) return;
+  if (args.flag('no-write-docs')) return;
   const command =
     process.env.BENCH_COMMAND ??
     ['node dist/bench/fuse-handoff.js', ...process.argv.slice(2)].join(' ');

@@ -28,6 +28,7 @@ import { figure6, SUPERNET_BIN, type SupernetBed } from '../test/scenario/supern
 import { listNamespaces, namespacePids } from '../test/bed/netns.js';
 import { cpuBetween, cpuSnapshot, describeCpu, type CpuReport } from './lib/cpu.js';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
+import { benchArgs } from './lib/args.js';
 import { table, writeSection } from './lib/markdown.js';
 import { stderrLogger } from './lib/log.js';
 
@@ -44,16 +45,15 @@ function ceilingNote(write: boolean, read: boolean): string {
   return `: ${which === 'both' ? 'both are' : `${which} target is`} more than the channel itself carries on this machine, so no NFS client or filesystem above the channel can meet ${which === 'both' ? 'them' : 'it'} until the packet path (§Network) gets faster${other}`;
 }
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-};
-const MIB = arg('mib', 256);
-const FILES = arg('files', 2000);
-const REVOKE_MIB = arg('revoke-mib', 1024);
-const WRITE_DOCS = !process.argv.includes('--no-write-docs');
+const ARGS = benchArgs({
+  usage: 'node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--no-write-docs]',
+  numbers: { mib: 256, files: 2000, 'revoke-mib': 1024 },
+  flags: ['no-write-docs'],
+});
+const MIB = ARGS.num.mib;
+const FILES = ARGS.num.files;
+const REVOKE_MIB = ARGS.num['revoke-mib'];
+const WRITE_DOCS = !ARGS.flag('no-write-docs');
 const NFS_Q = '?version=3&nfsport=2049&mountport=20048';
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
