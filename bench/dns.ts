@@ -27,11 +27,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ARGS = benchArgs({
   usage: 'node dist/bench/dns.js [--seconds N] [--members N] [--no-write-docs]',
   numbers: { seconds: 5, members: 50 },
-  flags: ['no-write-docs'],
 });
 const SECONDS = ARGS.num.seconds;
 const MEMBERS = ARGS.num.members;
-const WRITE_DOCS = !ARGS.flag('no-write-docs');
+const WRITE_DOCS = ARGS.writeDocs;
 
 function buildView(): NameView {
   const members = [];

@@ -27,7 +27,6 @@ const SECTION = '## Filesystem';
 const ARGS = benchArgs({
   usage: 'node dist/bench/fs.js [--mib N] [--files N] [--runs N] [--only a,b] [--no-write-docs]',
   numbers: { mib: 256, files: 2000, runs: 3 },
-  flags: ['no-write-docs'],
   strings: ['only'],
 });
 const MIB = ARGS.num.mib;
@@ -332,7 +331,7 @@ async function main(): Promise<void> {
   }
   for (const r of rows) if (r.error) lines.push(`${r.name}: FAILED in this run: ${r.error}`);
   process.stdout.write(`${md}\n\n${lines.join('\n')}\n`);
-  if (ARGS.flag('no-write-docs')) return;
+  if (!ARGS.writeDocs) return;
   const command =
     process.env.BENCH_COMMAND ?? ['node dist/bench/fs.js', ...process.argv.slice(2)].join(' ');
   const section =

@@ -233,7 +233,6 @@ async function main(): Promise<void> {
   const args = benchArgs({
     usage: 'node dist/bench/fuse-handoff.js [--calls N] [--rounds N] [--no-write-docs]',
     numbers: { calls: 10_000, rounds: 5 },
-    flags: ['no-write-docs'],
   });
   const CALLS = args.num.calls;
   const ROUNDS = args.num.rounds;
@@ -278,7 +277,7 @@ async function main(): Promise<void> {
     ['l', 'r', 'r', 'r'],
   );
   process.stdout.write(md + '\n');
-  if (args.flag('no-write-docs')) return;
+  if (!args.writeDocs) return;
   const command =
     process.env.BENCH_COMMAND ??
     ['node dist/bench/fuse-handoff.js', ...process.argv.slice(2)].join(' ');

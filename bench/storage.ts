@@ -48,12 +48,11 @@ function ceilingNote(write: boolean, read: boolean): string {
 const ARGS = benchArgs({
   usage: 'node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--no-write-docs]',
   numbers: { mib: 256, files: 2000, 'revoke-mib': 1024 },
-  flags: ['no-write-docs'],
 });
 const MIB = ARGS.num.mib;
 const FILES = ARGS.num.files;
 const REVOKE_MIB = ARGS.num['revoke-mib'];
-const WRITE_DOCS = !ARGS.flag('no-write-docs');
+const WRITE_DOCS = ARGS.writeDocs;
 const NFS_Q = '?version=3&nfsport=2049&mountport=20048';
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {

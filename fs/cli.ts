@@ -4,7 +4,7 @@
  * DATA, already mounted → UNAVAILABLE, bad arguments → USAGE.
  */
 import { spawn, execFile } from 'node:child_process';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -297,8 +297,7 @@ async function daemonsFor(mnt: string): Promise<Array<{ pid: number; args: Daemo
   for (const d of await readdir('/proc')) {
     if (!/^[0-9]+$/.test(d)) continue;
     try {
-      const cmd = (await import('node:fs/promises')).readFile(`/proc/${d}/cmdline`, 'utf8');
-      const args = (await cmd).split('\0');
+      const args = (await readFile(`/proc/${d}/cmdline`, 'utf8')).split('\0');
       if (args[1] !== daemonPath() || !args[2]) continue;
       const j = JSON.parse(args[2]) as DaemonArgs;
       if (j.mountpoint === mnt) out.push({ pid: Number(d), args: j });

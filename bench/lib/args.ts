@@ -7,7 +7,11 @@
  */
 import { parseArgs } from 'node:util';
 
-/** What a benchmark accepts: numeric options with defaults, boolean flags, string options. */
+/**
+ * What a benchmark accepts: numeric options with defaults, boolean flags,
+ * string options. `--no-write-docs` is always accepted (every benchmark
+ * rewrites its section of docs/benchmarks.md unless told not to).
+ */
 export interface BenchArgSpec<N extends string, S extends string> {
   usage: string;
   numbers: Record<N, number>;
@@ -19,6 +23,8 @@ export interface BenchArgs<N extends string, S extends string> {
   num: Record<N, number>;
   str: Partial<Record<S, string>>;
   flag(name: string): boolean;
+  /** False with `--no-write-docs`. */
+  writeDocs: boolean;
 }
 
 const EX_USAGE = 64;
@@ -36,7 +42,7 @@ export function benchArgs<N extends string, S extends string = never>(
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const n of Object.keys(spec.numbers)) options[n] = { type: 'string' };
   for (const s of spec.strings ?? []) options[s] = { type: 'string' };
-  for (const f of spec.flags ?? []) options[f] = { type: 'boolean' };
+  for (const f of ['no-write-docs', ...(spec.flags ?? [])]) options[f] = { type: 'boolean' };
   let values: Record<string, string | boolean | undefined>;
   try {
     const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -59,5 +65,10 @@ export function benchArgs<N extends string, S extends string = never>(
   }
   const str: Partial<Record<S, string>> = {};
   for (const s of spec.strings ?? []) if (typeof values[s] === 'string') str[s] = values[s];
-  return { num, str, flag: (name) => values[name] === true };
+  return {
+    num,
+    str,
+    flag: (name) => values[name] === true,
+    writeDocs: values['no-write-docs'] !== true,
+  };
 }
