@@ -1,6 +1,7 @@
 /**
- * `node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--no-write-docs]`
- * (as root): the outsourced-storage benchmark of issue 5, on the paper's
+ * `node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--mtu N] [--no-write-docs]`
+ * (as root; --mtu is the underlay MTU of the bed's links and of the host
+ * agents, default 1500): the outsourced-storage benchmark of issue 5, on the paper's
  * Figure 6 (test bed namespaces, real agents, channel 0x123).
  *
  * In one run:
@@ -29,6 +30,8 @@ import { listNamespaces, namespacePids } from '../test/bed/netns.js';
 import { cpuBetween, cpuSnapshot, describeCpu, type CpuReport } from './lib/cpu.js';
 import { describeMachine, machineInfo, toolVersion } from './lib/machine.js';
 import { benchArgs } from './lib/args.js';
+import { innerMtu } from '../net/wire.js';
+import { wireguardGo } from './lib/wireguard.js';
 import { table, writeSection } from './lib/markdown.js';
 import { stderrLogger } from './lib/log.js';
 
@@ -46,8 +49,9 @@ function ceilingNote(write: boolean, read: boolean): string {
 }
 
 const ARGS = benchArgs({
-  usage: 'node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--no-write-docs]',
-  numbers: { mib: 256, files: 2000, 'revoke-mib': 1024 },
+  usage:
+    'node dist/bench/storage.js [--mib N] [--files N] [--revoke-mib N] [--mtu N] [--no-write-docs]',
+  numbers: { mib: 256, files: 2000, 'revoke-mib': 1024, mtu: 1500 },
 });
 const MIB = ARGS.num.mib;
 const FILES = ARGS.num.files;
@@ -72,6 +76,9 @@ interface Results {
   rawRead: number;
   chanWrite: number;
   chanRead: number;
+  /** libnfs nfs-cp h1 → h3 over wireguard-go to the raw provider (userspace-tunnel peer) */
+  wgWrite: number;
+  wgRead: number;
   revokeS: number;
   revokeObjects: number;
   /** iperf3 TCP a1 → bigdisk1 over channel 0x123, MiB/s (the write direction) */
@@ -92,11 +99,22 @@ interface Traffic {
   rxBytes: number;
 }
 
-type CpuPath = 'rawWrite' | 'rawRead' | 'fsWrite' | 'fsRead' | 'chanWrite' | 'chanRead' | 'revoke';
+type CpuPath =
+  | 'rawWrite'
+  | 'rawRead'
+  | 'wgWrite'
+  | 'wgRead'
+  | 'fsWrite'
+  | 'fsRead'
+  | 'chanWrite'
+  | 'chanRead'
+  | 'revoke';
 
 const CPU_ROWS: [CpuPath, string][] = [
   ['rawWrite', 'nfs-cp write, raw underlay'],
   ['rawRead', 'nfs-cp read, raw underlay'],
+  ['wgWrite', 'nfs-cp write, over wireguard-go'],
+  ['wgRead', 'nfs-cp read, over wireguard-go'],
   ['chanWrite', 'nfs-cp write in a1, over the channel'],
   ['chanRead', 'nfs-cp read in a1, over the channel'],
   ['fsWrite', 'Supernet fs write'],
@@ -111,6 +129,7 @@ function partOf(label: string): CpuPart {
   const m = / in (\S+)$/.exec(label);
   const comm = label.split(' ')[0]!;
   if (comm.startsWith('ganesha')) return 'ganesha';
+  if (comm === 'wireguard-go') return 'agents';
   if (comm === 'nfs-cp' || comm === 'dd') return 'client';
   if (comm === 'node' && m) return /^h\d+$/.test(m[1]!) ? 'agents' : 'fs';
   return 'kernel';
@@ -201,7 +220,7 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
     };
   };
   const measure = async (path: CpuPath, fn: () => Promise<unknown>): Promise<number> => {
-    const crosses = !path.startsWith('raw');
+    const crosses = !path.startsWith('raw') && !path.startsWith('wg');
     const t0 = crosses ? await a1Traffic() : null;
     const before = await cpuSnapshot();
     const seconds = await timed(fn);
@@ -258,6 +277,47 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
     MIB /
     (await measure('rawRead', () => inHost('h1', 'nfs-cp', [raw, join(dir, 'back-raw.bin')])));
   log.info('libnfs nfs-cp over the underlay', { write: rawWrite, read: rawRead });
+
+  // The userspace-tunnel peer: the same nfs-cp over wireguard-go (h1 ↔ h3, the
+  // same inner MTU as the channel's) to a third provider of the same build in
+  // h3's host namespace, exporting only to h1's tunnel address. It replaces
+  // the raw one: ganesha 4.3 listens on every address of its namespace
+  // whatever Bind_addr says, so two cannot share h3's (docs/nfs.md).
+  await p2.stop();
+  const wg = await wireguardGo({ hosts: ['h1', 'h3'], mtu: innerMtu(ARGS.num.mtu) })(bed);
+  let wgWrite: number;
+  let wgRead: number;
+  try {
+    const e3 = join(dir, 'export-wireguard');
+    await mkdir(e3);
+    const p3 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
+      'storage',
+      'serve',
+      '--export',
+      e3,
+      '--clients',
+      wg.a.addr,
+      '--listen',
+      wg.b.addr,
+      '--state',
+      join(dir, 'prov-wireguard'),
+    ]);
+    try {
+      await p3.waitForOutput(/serving nfs:/, 30_000);
+      const overWg = `nfs://${wg.b.addr}/export/big.bin${NFS_Q}`;
+      await dropCaches();
+      wgWrite = MIB / (await measure('wgWrite', () => inHost('h1', 'nfs-cp', [src, overWg])));
+      await dropCaches();
+      wgRead =
+        MIB /
+        (await measure('wgRead', () => inHost('h1', 'nfs-cp', [overWg, join(dir, 'back-wg.bin')])));
+    } finally {
+      await p3.stop();
+    }
+  } finally {
+    await wg.stop();
+  }
+  log.info('libnfs nfs-cp over wireguard-go', { write: wgWrite, read: wgRead });
 
   // The Supernet fs in a1 over NFS over the channel.
   const url = 'nfs://bigdisk1/export';
@@ -334,7 +394,6 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   log.info('iperf3 over the channel', { up: iperfUp, down: iperfDown });
 
   await p1.stop();
-  await p2.stop();
   void (await stat(src));
   return {
     fsWrite,
@@ -344,6 +403,8 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
     rawRead,
     chanWrite,
     chanRead,
+    wgWrite,
+    wgRead,
     revokeS,
     revokeObjects: Number(objects),
     cpu,
@@ -419,7 +480,7 @@ function budgetNote(r: Results, cores: number): string {
 function cpuTable(r: Results): string {
   const cols: [CpuPart, string][] = [
     ['fs', 'Supernet fs daemon'],
-    ['agents', 'host agents'],
+    ['agents', 'host agents (wireguard-go)'],
     ['ganesha', 'nfs-ganesha'],
     ['client', 'nfs-cp, dd'],
     ['kernel', 'kernel'],
@@ -452,7 +513,8 @@ function cpuTable(r: Results): string {
 async function main(): Promise<void> {
   const machine = await machineInfo();
   const ganesha = await toolVersion('ganesha.nfsd', ['-v']);
-  const bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'] });
+  const wgVersion = await toolVersion('wireguard-go', ['--version']);
+  const bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'], mtu: ARGS.num.mtu });
   let r: Results;
   try {
     const { sn } = await figure6(bed);
@@ -462,6 +524,16 @@ async function main(): Promise<void> {
   }
   const f = (x: number, d = 0): string => x.toFixed(d);
   const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}×`;
+  /** A row of the table: MiB/s, ratios to raw nfs-cp and, if `vsChan`, to nfs-cp over the channel. */
+  const row = (name: string, w: number, rd: number, vsChan = false): string[] => [
+    name,
+    f(w),
+    f(rd),
+    ratio(w, r.rawWrite),
+    ratio(rd, r.rawRead),
+    vsChan ? ratio(w, r.chanWrite) : '',
+    vsChan ? ratio(rd, r.chanRead) : '',
+  ];
   const md = table(
     [
       'path',
@@ -473,34 +545,11 @@ async function main(): Promise<void> {
       'read vs nfs-cp over the channel',
     ],
     [
-      ['libnfs nfs-cp, raw underlay (peer)', f(r.rawWrite), f(r.rawRead), '1.00×', '1.00×', '', ''],
-      [
-        'libnfs nfs-cp in a1, over channel 0x123',
-        f(r.chanWrite),
-        f(r.chanRead),
-        ratio(r.chanWrite, r.rawWrite),
-        ratio(r.chanRead, r.rawRead),
-        '1.00×',
-        '1.00×',
-      ],
-      [
-        'iperf3 TCP a1 ↔ bigdisk1 over channel 0x123 (ceiling; MiB/s)',
-        f(r.iperfUp),
-        f(r.iperfDown),
-        ratio(r.iperfUp, r.rawWrite),
-        ratio(r.iperfDown, r.rawRead),
-        '',
-        '',
-      ],
-      [
-        'Supernet fs in a1 → NFS → channel 0x123',
-        f(r.fsWrite),
-        f(r.fsRead),
-        ratio(r.fsWrite, r.rawWrite),
-        ratio(r.fsRead, r.rawRead),
-        ratio(r.fsWrite, r.chanWrite),
-        ratio(r.fsRead, r.chanRead),
-      ],
+      row('libnfs nfs-cp, raw underlay (peer)', r.rawWrite, r.rawRead),
+      row('libnfs nfs-cp h1 → h3 over wireguard-go (userspace-tunnel peer)', r.wgWrite, r.wgRead),
+      row('libnfs nfs-cp in a1, over channel 0x123', r.chanWrite, r.chanRead, true),
+      row('iperf3 TCP a1 ↔ bigdisk1 over channel 0x123 (ceiling; MiB/s)', r.iperfUp, r.iperfDown),
+      row('Supernet fs in a1 → NFS → channel 0x123', r.fsWrite, r.fsRead, true),
     ],
     ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
@@ -508,11 +557,11 @@ async function main(): Promise<void> {
   const revMet = r.revokeS <= 15 * (REVOKE_MIB / 1024);
   const section = `## Storage
 
-Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${ganesha} (VFS FSAL).
+Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine(machine)}. ${ganesha} (VFS FSAL); ${wgVersion}.
 
-Command (as root): \`${process.env.BENCH_COMMAND ?? 'node dist/bench/run.js storage'}\` (bench/storage.ts; ${MIB} MiB, ${FILES} files, revocation of ${REVOKE_MIB} MiB).
+Command (as root): \`${process.env.BENCH_COMMAND ?? ['node dist/bench/storage.js', ...process.argv.slice(2)].join(' ')}\` (bench/storage.ts; ${MIB} MiB, ${FILES} files, revocation of ${REVOKE_MIB} MiB).
 
-Figure 6 on the namespace test bed (three simulated hosts on a bridge, veth MTU 1500, real host agents, node MTU 1420). nfs-ganesha started by \`supernet storage serve\` inside bigdisk1 (h3), exporting a folder on the same disk as everything else; the peer is the same ganesha build and configuration run in h3's host namespace, reached from h1's host namespace over the raw underlay. Writes: \`dd bs=1M conv=fsync\` of a random file (Supernet fs), \`nfs-cp\` (libnfs). Reads: after \`echo 3 > drop_caches\` and, for the Supernet fs, a remount; \`nfs-cp\` reads into a local file. All paths measured one after another in one run.
+Figure 6 on the namespace test bed (three simulated hosts on a bridge, veth MTU ${ARGS.num.mtu}, real host agents, node MTU ${innerMtu(ARGS.num.mtu)}). nfs-ganesha started by \`supernet storage serve\` inside bigdisk1 (h3), exporting a folder on the same disk as everything else; the peer is the same ganesha build and configuration run in h3's host namespace, reached from h1's host namespace over the raw underlay. The userspace-tunnel peer is the same nfs-cp from h1's host namespace through wireguard-go (tunnel h1 ↔ h3 with the channel's inner MTU; this Debian build predates wireguard-go's TUN offloads, see §Network) to a third ganesha of the same build and configuration in h3. Writes: \`dd bs=1M conv=fsync\` of a random file (Supernet fs), \`nfs-cp\` (libnfs). Reads: after \`echo 3 > drop_caches\` and, for the Supernet fs, a remount; \`nfs-cp\` reads into a local file. All paths measured one after another in one run.
 
 ${md}
 
@@ -530,7 +579,7 @@ ${packetTable(r)}
 
 Every path that crosses the channel pays both host agents' packet crypto and the kernel's TCP and UDP work twice (once in each node, once on the underlay); the machine's ${machine.nproc} cores × 1000 ms divided by a row's busy sum is the most MiB/s that path could carry on this machine with no idle time. ${budgetNote(r, machine.nproc)}
 
-Reading the table: the libnfs row over the channel is what channel 0x123 itself leaves for NFS on this machine at that moment (every path is CPU-bound on the 2 cores, shared with whatever else runs); the gap between it and the Supernet fs row is the encrypting filesystem (§Filesystem measures it on a local disk) plus the built-in NFS client, whose raw put/get rate over the channel was measured at the same level as libnfs's (docs/nfs.md, Performance). Revocation moves every byte twice through the channel (read, re-encrypt, write), so it is bound by the slower of the two.
+Reading the table: the wireguard-go row is what the userspace tunnel §Network compares the channel with leaves for the same nfs-cp on this machine (${ratio(r.wgWrite, r.rawWrite)} and ${ratio(r.wgRead, r.rawRead)} of raw; nfs-cp over channel 0x123 ${ratio(r.chanWrite, r.wgWrite)} and ${ratio(r.chanRead, r.wgRead)} of it). The libnfs row over the channel is what channel 0x123 itself leaves for NFS on this machine at that moment (every path is CPU-bound on the 2 cores, shared with whatever else runs); the gap between it and the Supernet fs row is the encrypting filesystem (§Filesystem measures it on a local disk) plus the built-in NFS client, whose raw put/get rate over the channel was measured at the same level as libnfs's (docs/nfs.md, Performance). Revocation moves every byte twice through the channel (read, re-encrypt, write), so it is bound by the slower of the two.
 
 The channel's ceiling, measured in the same run: one iperf3 TCP stream a1 → bigdisk1 over channel 0x123 carried ${f(r.iperfUp)} MiB/s, bigdisk1 → a1 ${f(r.iperfDown)} MiB/s. 0.7× raw nfs-cp is ${f(0.7 * r.rawWrite)} MiB/s write and ${f(0.7 * r.rawRead)} MiB/s read${ceilingNote(0.7 * r.rawWrite > r.iperfUp, 0.7 * r.rawRead > r.iperfDown)}.
 

@@ -376,6 +376,8 @@ async function status(argv: string[]): Promise<number> {
     [
       `provider pid ${st.pid}, ganesha pid ${st.ganeshaPid ?? '-'} (started ${st.starts}× since ${st.since})`,
       `export ${st.exportDir} as ${st.exportPath} on ${st.listen ?? '*'}:${st.nfsPort} (MOUNT ${st.mountPort})`,
+      // Older provider.json files (before the field) have no `listening`.
+      `listening on ${st.listening?.join(', ') || '(unknown)'}`,
       `clients ${st.clients.join(', ') || '(nobody)'}`,
       `log ${providerPaths(state).log}`,
       '',

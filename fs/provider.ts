@@ -25,13 +25,19 @@
  * namespace around the server.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type Logger, nullLogger } from './log.js';
 import { MOUNT_PORT, NFS_PORT } from './nfs/nfs3.js';
+import {
+  formatSocket,
+  isWildcard,
+  listenSocketsOf,
+  otherAddresses,
+  type ListenSocket,
+} from './listen-sockets.js';
 
 const execp = promisify(execFile);
 
@@ -188,22 +194,12 @@ export interface ProviderStatus {
   exportPath: string;
   clients: string[];
   listen: string | null;
+  /** the sockets ganesha really listens on (`addr:port`), read from /proc */
+  listening: string[];
   nfsPort: number;
   mountPort: number;
   starts: number;
   since: string;
-}
-
-/** Resolves when something accepts TCP connections on host:port. */
-async function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      res(true);
-    });
-    s.once('error', () => res(false));
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -220,6 +216,9 @@ const RESTART_DELAY_MS = 300;
  */
 export class ProviderServer {
   private ganesha: ChildProcess | null = null;
+  /** what the running ganesha listens on (`addr:port`), for provider.json */
+  private listening: string[] = [];
+  private warnedWildcard = false;
   /** ganesha answers on both ports (and has installed its SIGHUP handler). */
   private serving = false;
   /** Bumped on every config write; `spawnedConf` is the one the running ganesha read. */
@@ -314,14 +313,21 @@ export class ProviderServer {
       this.ganesha = g;
       this.serving = false;
       this.spawnedConf = this.confGen;
-      const host = this.o.listen ?? '127.0.0.1';
+      // Ready when *this* ganesha holds listening sockets on both ports: a
+      // connection test would also pass on a port that another process holds.
+      let sockets: ListenSocket[] = [];
+      const ports = [this.o.nfsPort, this.o.mountPort];
       await this.waitFor(
-        async () =>
-          (await listening(host, this.o.nfsPort)) && (await listening(host, this.o.mountPort)),
+        async () => {
+          sockets = (await listenSocketsOf(g.pid!)).filter((x) => ports.includes(x.port));
+          return ports.every((port) => sockets.some((x) => x.port === port));
+        },
         READY_TIMEOUT_MS,
-        () => `ganesha did not start serving on ${host}:${this.o.nfsPort} (see ${p.log})`,
+        () => `ganesha did not start listening on ports ${ports.join(' and ')} (see ${p.log})`,
         g,
       );
+      this.listening = sockets.map(formatSocket).sort();
+      this.warnIfWildcard(sockets);
       g.once('exit', (code, signal) => void this.onGaneshaExit(g, code, signal));
       this.serving = true;
       // The client list changed while ganesha was starting: it may have read the old one.
@@ -433,6 +439,29 @@ export class ProviderServer {
     await rename(`${p}.tmp`, p);
   }
 
+  /**
+   * nfs-ganesha 4.3 ignores Bind_addr when IPv6 is available and listens on
+   * every address of its namespace. In a provider node's namespace those are
+   * the node's virtual address and loopback only; anywhere else, say which
+   * other addresses it accepts on (the export's client list still decides
+   * who is admitted).
+   */
+  private warnIfWildcard(sockets: ListenSocket[]): void {
+    if (!sockets.some((x) => isWildcard(x.addr))) return;
+    const others = otherAddresses(this.o.listen);
+    if (this.o.listen && others.length && !this.warnedWildcard) {
+      this.warnedWildcard = true;
+      this.log.warn(
+        'ganesha listens on every address of this network namespace, not only --listen',
+        {
+          listen: this.o.listen,
+          alsoOn: others,
+          note: 'nfs-ganesha ignores Bind_addr here; only the client list restricts access',
+        },
+      );
+    }
+  }
+
   /** Asks a serving ganesha to re-read the config it was started with. */
   private reload(g: ChildProcess): void {
     this.spawnedConf = this.confGen;
@@ -447,6 +476,7 @@ export class ProviderServer {
       exportPath: this.o.exportPath,
       clients: this.o.clients,
       listen: this.o.listen ?? null,
+      listening: this.listening,
       nfsPort: this.o.nfsPort,
       mountPort: this.o.mountPort,
       starts: this.startTimes.length,

@@ -1,6 +1,6 @@
 /**
  * The wireguard-go peer path (Debian wireguard-go 0.0.20220316 + wg from
- * wireguard-tools): one `wg0` in each of h1 and h2, keys from `wg genkey`,
+ * wireguard-tools): one `wg0` in each of two bed hosts (h1 and h2 unless told), keys from `wg genkey`,
  * UDP over the bed's underlay.
  *
  * wireguard-go keeps its control socket in /var/run/wireguard (→ /run). Each
@@ -21,8 +21,10 @@ export interface WireguardOptions {
   mtu?: number;
   /** UDP port on both hosts, default 51820 */
   port?: number;
-  /** tunnel subnet: h1 gets .1, h2 .2; default 198.19.0.0/24 (RFC 2544 range, beside the underlay's) */
+  /** tunnel subnet: the first host gets .1, the second .2; default 198.19.0.0/24 (RFC 2544 range, beside the underlay's) */
   tunnelNet?: string;
+  /** the two bed hosts the tunnel joins, default h1 and h2 */
+  hosts?: [string, string];
 }
 
 const IFNAME = 'wg0';
@@ -45,7 +47,7 @@ function withRun(runDir: string, cmd: string, args: string[]): [string, string[]
   ];
 }
 
-/** A {@link PathFactory} for wireguard-go between h1 and h2. */
+/** A {@link PathFactory} for wireguard-go between two bed hosts (h1 and h2 unless told). */
 export function wireguardGo(opts: WireguardOptions = {}): PathFactory {
   const mtu = opts.mtu ?? 1420;
   const port = opts.port ?? 51820;
@@ -53,7 +55,7 @@ export function wireguardGo(opts: WireguardOptions = {}): PathFactory {
   const base = net[0].split('.').slice(0, 3).join('.');
   const len = net[1] ?? '24';
   return async (bed: TestBed): Promise<PathEnds> => {
-    const hosts = [bed.host('h1'), bed.host('h2')];
+    const hosts = (opts.hosts ?? ['h1', 'h2']).map((h) => bed.host(h));
     const sides = await Promise.all(
       hosts.map(async (h, i) => {
         const dir = join(bed.dir, 'wireguard', h.name);

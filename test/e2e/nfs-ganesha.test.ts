@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { TestBed, until, type BedProcess } from '../bed/bed.js';
 import { NsSockets, startProvider } from './nfs-kit.js';
+import { SUPERNET_BIN } from '../scenario/supernet-bed.js';
 import { NfsStore } from '../../fs/store-nfs.js';
 import { Nfs3Client } from '../../fs/nfs/nfs3.js';
 import { readProviderStatus } from '../../fs/provider.js';
@@ -92,6 +93,50 @@ describe('nfs-ganesha provider', () => {
     expect(st.clients).toEqual([bed.host('cli').addr]);
     expect(st.ganeshaPid).toBeGreaterThan(0);
   });
+
+  it('records the sockets ganesha itself listens on; a second provider in the namespace fails, not "ready"', async () => {
+    // nfs-ganesha 4.3 listens on [::] whatever Bind_addr says (docs/nfs.md).
+    const st = readProviderStatus(provider.state)!;
+    expect(st.listening).toEqual(expect.arrayContaining(['[::]:2049', '[::]:20048']));
+    const text = await bed.run(bed.host('prov').ns, SUPERNET_BIN, [
+      'storage',
+      'status',
+      '--state',
+      provider.state,
+    ]);
+    expect(text.stdout).toMatch(/listening on .*\[::\]:2049/);
+    // A second ganesha cannot bind the ports the first holds on every address.
+    // Connecting to the port would succeed (the first one answers): only the
+    // check of the new ganesha's own sockets notices that it never listened.
+    await bed.run(null, 'mkdir', ['-p', join(bed.dir, 'export2')]);
+    const second = bed.spawn(bed.host('prov').ns, SUPERNET_BIN, [
+      'storage',
+      'serve',
+      '--export',
+      join(bed.dir, 'export2'),
+      '--clients',
+      bed.host('cli').addr,
+      '--listen',
+      server,
+      '--state',
+      join(bed.dir, 'provider-second'),
+    ]);
+    const code = await Promise.race([
+      second.exited,
+      new Promise<string>((r) => setTimeout(() => r('still running'), 40_000)),
+    ]);
+    await second.stop('SIGTERM', 10_000);
+    expect(second.output()).not.toMatch(/serving nfs:/);
+    expect(code).not.toBe('still running');
+    expect(code).not.toBe(0);
+    expect(second.output()).toMatch(/ganesha did not start listening on ports 2049 and 20048/);
+    // The first provider still serves.
+    const c = await Nfs3Client.mount(
+      { host: server, export: '/export' },
+      { connector: cli.connector(server) },
+    );
+    c.close();
+  }, 60_000);
 });
 
 describe('NfsStore on ganesha', () => {

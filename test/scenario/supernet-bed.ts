@@ -263,6 +263,9 @@ export class SupernetBed {
         'eth0',
         '--port',
         String(AGENT_PORT),
+        // The agent sizes node MTUs from the underlay's; the bed's links all share one.
+        '--mtu',
+        String(this.bed.mtu),
         '--log-level',
         'debug',
         // One configfs per simulated host: all agents share this machine's mount namespace.
