@@ -2,7 +2,7 @@
  * CLI commands of the network layer: identities, the host agent, and what an
  * operator does with nodes on a host (login, logout, exec, status).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -71,6 +71,29 @@ function fromControl(err: unknown): never {
 }
 
 /** The first IPv4 address of `dev`, or of any non-loopback interface. */
+/** Underlay MTU when neither --mtu nor a smaller --underlay-dev MTU says otherwise. */
+const DEFAULT_UNDERLAY_MTU = 1500;
+/** IPv4 hosts must accept 576-byte datagrams (RFC 791); nothing smaller is a usable underlay. */
+const MIN_UNDERLAY_MTU = 576;
+
+/**
+ * The MTU of network device `dev` in this process's network namespace, or
+ * undefined if there is no such device. Asked over netlink (`ip -j link`):
+ * /sys/class/net shows the namespace that mounted sysfs, not ours.
+ */
+function deviceMtu(dev: string): number | undefined {
+  try {
+    const out = execFileSync('ip', ['-j', 'link', 'show', 'dev', dev], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const n = (JSON.parse(out) as { mtu?: unknown }[])[0]?.mtu;
+    return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function underlayAddress(dev: string | undefined): string {
   const ifs = networkInterfaces();
   const pick = (name: string): string | undefined =>
@@ -247,12 +270,26 @@ const hostStart: Command = {
     const port = Number(values.port ?? DEFAULT_PORT);
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new CliError(EXIT.USAGE, `--port: not a UDP port: ${values.port}`);
-    const mtu = Number(values.mtu ?? 1500);
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)
+    let mtu = Number(values.mtu ?? DEFAULT_UNDERLAY_MTU);
+    if (!Number.isInteger(mtu) || mtu < MIN_UNDERLAY_MTU || mtu > 65535)
       throw new CliError(EXIT.USAGE, `--mtu: not an MTU: ${values.mtu}`);
     const logger = jsonLogger(((values['log-level'] as string) ?? 'info') as LogLevel);
     const fixedHost = values.endpoint as string | undefined;
     const dev = values['underlay-dev'] as string | undefined;
+    // Sealed datagrams are sized from --mtu (net/wire.ts innerMtu): on an
+    // underlay device with a smaller MTU (PPPoE 1492, a tunnel) every full
+    // packet would be fragmented or dropped.
+    const devMtu = dev === undefined ? undefined : deviceMtu(dev);
+    if (devMtu !== undefined && devMtu < mtu) {
+      if (values.mtu !== undefined || devMtu < MIN_UNDERLAY_MTU)
+        throw new CliError(
+          EXIT.USAGE,
+          `--mtu ${mtu} is more than the MTU of ${dev} (${devMtu}): sealed datagrams would not fit` +
+            (devMtu >= MIN_UNDERLAY_MTU ? `; pass --mtu ${devMtu} or less` : ''),
+        );
+      logger.info('underlay MTU taken from the device', { dev, mtu: devMtu });
+      mtu = devMtu;
+    }
     const endpoint = async (): Promise<Endpoint> => ({
       host: fixedHost ?? underlayAddress(dev),
       port,
