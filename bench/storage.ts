@@ -241,41 +241,59 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   const src = join(dir, 'source.bin');
   await execp('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MIB}`, 'status=none']);
 
+  /** MiB/s of one nfs-cp write of `src` to `url` and one read back, each from a cold cache. */
+  const nfsCpPair = async (
+    paths: [CpuPath, CpuPath],
+    url: string,
+    nfsCp: (args: string[]) => Promise<unknown>,
+  ): Promise<{ write: number; read: number }> => {
+    await dropCaches();
+    const write = MIB / (await measure(paths[0], () => nfsCp([src, url])));
+    await dropCaches();
+    const read =
+      MIB / (await measure(paths[1], () => nfsCp([url, join(dir, `back-${paths[1]}.bin`)])));
+    return { write, read };
+  };
+  const inH1 = (args: string[]) => inHost('h1', 'nfs-cp', args);
+  /** `supernet storage serve` in h3's host namespace (not in a node). */
+  const serveInH3 = async (name: string, clients: string, listen: string) => {
+    const exportDir = join(dir, `export-${name}`);
+    await mkdir(exportDir);
+    const p = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
+      'storage',
+      'serve',
+      '--export',
+      exportDir,
+      '--clients',
+      clients,
+      '--listen',
+      listen,
+      '--state',
+      join(dir, `prov-${name}`),
+    ]);
+    await p.waitForOutput(/serving nfs:/, 30_000);
+    return p;
+  };
+
   // Two providers of the same build and configuration: one inside bigdisk1
   // (over the channel), one in h3's host namespace (over the raw underlay).
   const e1 = join(dir, 'export-channel');
-  const e2 = join(dir, 'export-underlay');
   await mkdir(e1);
-  await mkdir(e2);
   const { proc: p1 } = await sn.serveStorage('h3', 'bigdisk1', {
     exportDir: e1,
     clients: 'a1',
     state: join(dir, 'prov-channel'),
   });
-  const p2 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
-    'storage',
-    'serve',
-    '--export',
-    e2,
-    '--clients',
-    bed.host('h1').addr,
-    '--listen',
-    bed.host('h3').addr,
-    '--state',
-    join(dir, 'prov-underlay'),
-  ]);
-  await p2.waitForOutput(/serving nfs:/, 30_000);
+  const p2 = await serveInH3('underlay', bed.host('h1').addr, bed.host('h3').addr);
   const st = await sn.status('h3');
   const bigdisk = st.nodes.find((n) => n.name === 'bigdisk1')!.vip;
 
   // The peer: libnfs over the raw underlay.
-  const raw = `nfs://${bed.host('h3').addr}/export/big.bin${NFS_Q}`;
-  await dropCaches();
-  const rawWrite = MIB / (await measure('rawWrite', () => inHost('h1', 'nfs-cp', [src, raw])));
-  await dropCaches();
-  const rawRead =
-    MIB /
-    (await measure('rawRead', () => inHost('h1', 'nfs-cp', [raw, join(dir, 'back-raw.bin')])));
+  const { write: rawWrite, read: rawRead } = await nfsCpPair(
+    ['rawWrite', 'rawRead'],
+    `nfs://${bed.host('h3').addr}/export/big.bin${NFS_Q}`,
+    inH1,
+  );
   log.info('libnfs nfs-cp over the underlay', { write: rawWrite, read: rawRead });
 
   // The userspace-tunnel peer: the same nfs-cp over wireguard-go (h1 ↔ h3, the
@@ -285,38 +303,22 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   // whatever Bind_addr says, so two cannot share h3's (docs/nfs.md).
   await p2.stop();
   const wg = await wireguardGo({ hosts: ['h1', 'h3'], mtu: innerMtu(ARGS.num.mtu) })(bed);
-  let wgWrite: number;
-  let wgRead: number;
+  let overWg: { write: number; read: number };
   try {
-    const e3 = join(dir, 'export-wireguard');
-    await mkdir(e3);
-    const p3 = bed.spawn(bed.host('h3').ns, SUPERNET_BIN, [
-      'storage',
-      'serve',
-      '--export',
-      e3,
-      '--clients',
-      wg.a.addr,
-      '--listen',
-      wg.b.addr,
-      '--state',
-      join(dir, 'prov-wireguard'),
-    ]);
+    const p3 = await serveInH3('wireguard', wg.a.addr, wg.b.addr);
     try {
-      await p3.waitForOutput(/serving nfs:/, 30_000);
-      const overWg = `nfs://${wg.b.addr}/export/big.bin${NFS_Q}`;
-      await dropCaches();
-      wgWrite = MIB / (await measure('wgWrite', () => inHost('h1', 'nfs-cp', [src, overWg])));
-      await dropCaches();
-      wgRead =
-        MIB /
-        (await measure('wgRead', () => inHost('h1', 'nfs-cp', [overWg, join(dir, 'back-wg.bin')])));
+      overWg = await nfsCpPair(
+        ['wgWrite', 'wgRead'],
+        `nfs://${wg.b.addr}/export/big.bin${NFS_Q}`,
+        inH1,
+      );
     } finally {
       await p3.stop();
     }
   } finally {
     await wg.stop();
   }
+  const { write: wgWrite, read: wgRead } = overWg;
   log.info('libnfs nfs-cp over wireguard-go', { write: wgWrite, read: wgRead });
 
   // The Supernet fs in a1 over NFS over the channel.
@@ -375,19 +377,11 @@ async function run(bed: TestBed, sn: SupernetBed): Promise<Results> {
   log.info('rekey', { mib: REVOKE_MIB, seconds: revokeS, objects });
   await unmount();
   // Reference: libnfs over the channel (last: it leaves big.bin beside the volume).
-  const chan = `nfs://${bigdisk}/export/big.bin${NFS_Q}`;
-  await dropCaches();
-  const chanWrite =
-    MIB /
-    (await measure('chanWrite', () =>
-      sn.exec('h1', 'a1', ['nfs-cp', src, chan], { timeoutMs: 1_800_000 }),
-    ));
-  await dropCaches();
-  const chanRead =
-    MIB /
-    (await measure('chanRead', () =>
-      sn.exec('h1', 'a1', ['nfs-cp', chan, join(dir, 'back-chan.bin')], { timeoutMs: 1_800_000 }),
-    ));
+  const { write: chanWrite, read: chanRead } = await nfsCpPair(
+    ['chanWrite', 'chanRead'],
+    `nfs://${bigdisk}/export/big.bin${NFS_Q}`,
+    (args) => sn.exec('h1', 'a1', ['nfs-cp', ...args], { timeoutMs: 1_800_000 }),
+  );
   log.info('libnfs nfs-cp over the channel', { write: chanWrite, read: chanRead });
   const iperfUp = await iperfOverChannel(sn, dir, bigdisk, false);
   const iperfDown = await iperfOverChannel(sn, dir, bigdisk, true);
