@@ -2,7 +2,7 @@
  * CLI commands of the network layer: identities, the host agent, and what an
  * operator does with nodes on a host (login, logout, exec, status).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -16,6 +16,7 @@ import { HostAgent, type NodeInfo } from './agent.js';
 import { openBind } from './bind.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall, serveControl } from './control.js';
 import { openTun } from './tun.js';
+import { linkMtu } from './netns.js';
 import { DEFAULT_MOUNTPOINT } from '../configfs/mount.js';
 import { DEFAULT_SPOOL_DIR } from '../configfs/spool.js';
 import { UdpForwarder } from './dns-forward.js';
@@ -75,24 +76,6 @@ function fromControl(err: unknown): never {
 const DEFAULT_UNDERLAY_MTU = 1500;
 /** IPv4 hosts must accept 576-byte datagrams (RFC 791); nothing smaller is a usable underlay. */
 const MIN_UNDERLAY_MTU = 576;
-
-/**
- * The MTU of network device `dev` in this process's network namespace, or
- * undefined if there is no such device. Asked over netlink (`ip -j link`):
- * /sys/class/net shows the namespace that mounted sysfs, not ours.
- */
-function deviceMtu(dev: string): number | undefined {
-  try {
-    const out = execFileSync('ip', ['-j', 'link', 'show', 'dev', dev], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const n = (JSON.parse(out) as { mtu?: unknown }[])[0]?.mtu;
-    return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export function underlayAddress(dev: string | undefined): string {
   const ifs = networkInterfaces();
@@ -279,7 +262,7 @@ const hostStart: Command = {
     // Sealed datagrams are sized from --mtu (net/wire.ts innerMtu): on an
     // underlay device with a smaller MTU (PPPoE 1492, a tunnel) every full
     // packet would be fragmented or dropped.
-    const devMtu = dev === undefined ? undefined : deviceMtu(dev);
+    const devMtu = dev === undefined ? undefined : await linkMtu(dev);
     if (devMtu !== undefined && devMtu < mtu) {
       if (values.mtu !== undefined || devMtu < MIN_UNDERLAY_MTU)
         throw new CliError(

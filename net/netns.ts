@@ -39,6 +39,21 @@ export async function ip(...args: string[]): Promise<string> {
   }
 }
 
+/**
+ * The MTU of link `dev` in this process's network namespace, or undefined
+ * if there is no such link. Asked over netlink: /sys/class/net shows the
+ * namespace that mounted sysfs, not necessarily ours.
+ */
+export async function linkMtu(dev: string): Promise<number | undefined> {
+  try {
+    const n = (JSON.parse(await ip('-j', 'link', 'show', 'dev', dev)) as { mtu?: unknown }[])[0]
+      ?.mtu;
+    return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function netnsExists(ns: string): boolean {
   return existsSync(`/run/netns/${ns}`);
 }
