@@ -1,7 +1,9 @@
 /**
  * The few things every `supernet` sub-command shares: named exit codes
- * (sysexits.h numbering where one fits), a typed CLI error, and output helpers.
+ * (sysexits.h numbering where one fits), a typed CLI error, an option parser
+ * and output helpers.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** Named exit codes of the `supernet` CLI. */
 export const EXIT = {
@@ -38,4 +40,36 @@ export interface Command {
 /** Prints `value` as JSON (for `--json`) or as the given human text. */
 export function output(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human());
+}
+
+/** Option declarations of {@link parseOptions} (node:util `parseArgs` form). */
+export type CliOptions = NonNullable<ParseArgsConfig['options']>;
+
+/** What {@link parseOptions} found. */
+export interface ParsedOptions {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses `argv` strictly against `options` (node:util `parseArgs`): an
+ * unknown option, a missing value or (without `allowPositionals`) a stray
+ * argument is a {@link CliError} with exit code USAGE, the parser's message
+ * naming what was wrong, followed by the command's usage line.
+ */
+export function parseOptions(
+  argv: string[],
+  options: CliOptions,
+  usage: string,
+  allowPositionals = true,
+): ParsedOptions {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals, strict: true });
+    return {
+      values: r.values as ParsedOptions['values'],
+      positionals: r.positionals,
+    };
+  } catch (err) {
+    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
+  }
 }

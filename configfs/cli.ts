@@ -3,10 +3,17 @@
  *   supernet configfs run     the configfs process (the host agent starts it)
  *   supernet configfs repair  re-bind node files after configfs was restarted
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import { jsonLogger, type LogLevel } from '../admin/logger.js';
-import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
+import {
+  CliError,
+  EXIT,
+  output,
+  parseOptions,
+  type CliOptions,
+  type Command,
+  type ParsedOptions,
+} from '../bin/cli-kit.js';
 import { FS_SUBTYPE } from './content.js';
 import { ConfigfsDaemon } from './daemon.js';
 import { DEFAULT_MOUNTPOINT } from './mount.js';
@@ -15,20 +22,9 @@ import { repairStaleBinds } from './repair.js';
 import { placeholderIds } from './placeholder.js';
 import { DEFAULT_SPOOL_DIR } from './spool.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse(
-  argv: string[],
-  options: Options,
-  usage: string,
-): Record<string, string | boolean | undefined> {
-  try {
-    const r = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
-    return r.values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
-  }
-}
+/** configfs commands take options only. */
+const parse = (argv: string[], options: CliOptions, usage: string): ParsedOptions['values'] =>
+  parseOptions(argv, options, usage, false).values;
 
 function level(v: string | boolean | undefined): LogLevel {
   const l = (v ?? 'info') as string;

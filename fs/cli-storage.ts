@@ -21,8 +21,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
+import {
+  CliError,
+  EXIT,
+  output,
+  parseOptions as parse,
+  type CliOptions,
+  type Command,
+} from '../bin/cli-kit.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, controlCall } from '../net/control.js';
 import { API_PREFIX, OPERATOR_AUTH_SCHEME } from '../admin/protocol.js';
 import {
@@ -48,24 +54,6 @@ import { parseChannelId } from '../admin/ids.js';
 /** Default root of providers' state folders (one per node). */
 export const DEFAULT_STORAGE_STATE = '/var/lib/supernet/storage';
 const CLI_PATH = (): string => fileURLToPath(new URL('../bin/supernet.js', import.meta.url));
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse(
-  argv: string[],
-  options: Options,
-  usage: string,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return {
-      values: r.values as Record<string, string | boolean | undefined>,
-      positionals: r.positionals,
-    };
-  } catch (err) {
-    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
-  }
-}
 
 interface StatusNode {
   name: string;
@@ -151,7 +139,7 @@ function runForwarding(
 const SERVE_USAGE =
   'supernet storage serve --export DIR --clients ADDR|NODE|channel:ID[,...] [--node NAME [--supernet ID] [--agent SOCKET] | --netns NS] [--state DIR] [--listen ADDR] [--nfs-port N] [--mount-port N] [--export-path PATH]';
 
-const SERVE_OPTS: Options = {
+const SERVE_OPTS: CliOptions = {
   export: { type: 'string' },
   clients: { type: 'string' },
   node: { type: 'string' },

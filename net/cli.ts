@@ -5,11 +5,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Identity, IdentityError } from '../admin/identity.js';
 import { jsonLogger, type LogLevel } from '../admin/logger.js';
 import type { Endpoint } from '../admin/protocol.js';
-import { CliError, EXIT, output, type Command } from '../bin/cli-kit.js';
+import { CliError, EXIT, output, parseOptions as parse, type Command } from '../bin/cli-kit.js';
 import { httpAdminLink } from './admin-http.js';
 import { StorageAgent } from './storage-agent.js';
 import { HostAgent, type NodeInfo } from './agent.js';
@@ -30,24 +29,6 @@ const DEFAULT_STATE = '/var/lib/supernet/host';
 
 function agentSocket(v: string | undefined): string {
   return v ?? process.env.SUPERNET_AGENT ?? DEFAULT_CONTROL_SOCKET;
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse(
-  argv: string[],
-  options: Options,
-  usage: string,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return {
-      values: r.values as Record<string, string | boolean | undefined>,
-      positionals: r.positionals,
-    };
-  } catch (err) {
-    throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
-  }
 }
 
 /** Maps control-API failures to exit codes. */

@@ -1,0 +1,43 @@
+import { describe, it, expect } from '@jest/globals';
+import { CliError, EXIT, parseOptions, type CliOptions } from '../../bin/cli-kit.js';
+
+const OPTS: CliOptions = { node: { type: 'string' }, json: { type: 'boolean' } };
+const USAGE = 'supernet thing ARG [--node NAME] [--json]';
+
+function usageError(f: () => unknown): CliError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(CliError);
+    return e as CliError;
+  }
+  throw new Error('expected a CliError');
+}
+
+describe('parseOptions (the net, fs storage and configfs commands)', () => {
+  it('returns values and positionals', () => {
+    const r = parseOptions(['x', '--node', 'a1', '--json'], OPTS, USAGE);
+    expect(r.values).toEqual({ node: 'a1', json: true });
+    expect(r.positionals).toEqual(['x']);
+    expect(parseOptions(['--node=c1'], OPTS, USAGE).values.node).toBe('c1');
+  });
+
+  it('refuses an unknown option with exit 64, naming it and the usage line', () => {
+    const e = usageError(() => parseOptions(['--nod', 'a1'], OPTS, USAGE));
+    expect(e.code).toBe(EXIT.USAGE);
+    expect(e.message).toMatch(/--nod\b/);
+    expect(e.message).toContain(`usage: ${USAGE}`);
+  });
+
+  it('refuses a missing value and a value given to a flag', () => {
+    expect(usageError(() => parseOptions(['--node'], OPTS, USAGE)).message).toMatch(/--node/);
+    expect(usageError(() => parseOptions(['--json=yes'], OPTS, USAGE)).message).toMatch(/--json/);
+  });
+
+  it('refuses positionals when the command takes none', () => {
+    expect(parseOptions(['--json'], OPTS, USAGE, false).positionals).toEqual([]);
+    const e = usageError(() => parseOptions(['stray'], OPTS, USAGE, false));
+    expect(e.code).toBe(EXIT.USAGE);
+    expect(e.message).toMatch(/stray/);
+  });
+});
