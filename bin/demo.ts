@@ -11,11 +11,12 @@
  * objects. Everything is removed at the end (or on Ctrl-C); `--keep` keeps
  * it up until Ctrl-C.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { volumeKeysDir } from '../fs/cli-storage.js';
 import { TestBed } from '../test/bed/bed.js';
 import { FIGURE6, SUPERNET_BIN, figure6, type SupernetBed } from '../test/scenario/supernet-bed.js';
+import { apacheCommand, writeApacheSite } from '../test/scenario/apache.js';
 
 const keep = process.argv.includes('--keep');
 const say = (s: string): void => {
@@ -43,40 +44,13 @@ async function main(): Promise<number> {
       );
     }
     const c1 = nodes.get('c1')!;
-    const www = join(bed.dir, 'www');
-    const run = join(bed.dir, 'apache-run');
-    mkdirSync(www, { recursive: true });
-    mkdirSync(run, { recursive: true });
-    writeFileSync(join(www, 'index.html'), '<h1>Hello from c1, inside Supernet 0x4711</h1>\n');
-    const conf = join(bed.dir, 'apache.conf');
-    writeFileSync(
-      conf,
-      [
-        'ServerRoot /etc/apache2',
-        'ServerName c1',
-        `Listen ${c1.vip}:80`,
-        `PidFile ${run}/httpd.pid`,
-        `DefaultRuntimeDir ${run}`,
-        `Mutex file:${run}`,
-        `ErrorLog ${run}/error.log`,
-        'LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so',
-        'LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so',
-        'LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so',
-        'LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so',
-        'TypesConfig /dev/null',
-        'AddType text/html .html',
-        'User www-data',
-        'Group www-data',
-        `DocumentRoot ${www}`,
-        `<Directory ${www}>`,
-        '  Require all granted',
-        '</Directory>',
-        '',
-      ].join('\n'),
-    );
-    await bed.run(null, 'chmod', ['-R', 'a+rX', bed.dir]);
-    say(`$ supernet exec c1 -- apache2 -f ${conf} -k start`);
-    await sn.exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'start']);
+    const site = writeApacheSite(bed.dir, {
+      listen: c1.vip,
+      serverName: 'c1',
+      pages: { 'index.html': '<h1>Hello from c1, inside Supernet 0x4711</h1>\n' },
+    });
+    say(`$ supernet exec c1 -- ${apacheCommand(site, 'start').join(' ')}`);
+    await sn.exec('h2', 'c1', apacheCommand(site, 'start'));
     const p = await sn.exec('h1', 'a1', ['ping', '-n', '-c', '3', '-i', '0.2', c1.vip], {
       allowFail: true,
     });
@@ -98,7 +72,7 @@ async function main(): Promise<number> {
     say(`$ supernet status   (host agent on h1)\n${st.stdout}`);
     const ok = page.code === 0 && page.stdout.includes('Hello from c1');
     say(ok ? 'OK: the page came through the Supernet.' : 'FAILED: the page did not come through.');
-    await sn.exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'stop'], { allowFail: true });
+    await sn.exec('h2', 'c1', apacheCommand(site, 'stop'), { allowFail: true });
     const stored = await storageDemo(bed, sn);
     say(
       stored

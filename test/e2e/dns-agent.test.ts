@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestBed, until, type BedProcess, type RunResult } from '../bed/bed.js';
 import { FIGURE6, SupernetBed, type AgentStatus, type LoggedIn } from '../scenario/supernet-bed.js';
+import { apacheCommand, writeApacheSite } from '../scenario/apache.js';
 
 const CAFE = '0x0000cafebabe00050100';
 const D4711 = '4711.sn.internal';
@@ -121,36 +122,12 @@ describe('acceptance 1: stock programs in a1 find names; the host is untouched',
   });
 
   it('Apache started in c1 guesses its own name; curl in a1 fetches http://c1.<domain>/ by name', async () => {
-    const dir = join(sn.dir, 'www');
-    const conf = join(sn.dir, 'apache.conf');
-    await bed.run(null, 'sh', [
-      '-c',
-      `mkdir -p ${dir} ${sn.dir}/apache-run ${sn.dir}/apache-log &&
-       echo "hello from c1 by name" > ${dir}/index.html &&
-       cat > ${conf} <<EOF
-ServerRoot /etc/apache2
-Listen ${node('c1').vip}:80
-PidFile ${sn.dir}/apache-run/httpd.pid
-DefaultRuntimeDir ${sn.dir}/apache-run
-Mutex file:${sn.dir}/apache-run
-ErrorLog ${sn.dir}/apache-log/error.log
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-TypesConfig /dev/null
-AddType text/html .html
-User www-data
-Group www-data
-DocumentRoot ${dir}
-<Directory ${dir}>
-  Require all granted
-</Directory>
-EOF
-       chmod -R a+rX ${dir} ${conf} ${sn.dir}/apache-run ${sn.dir}/apache-log ${sn.dir}`,
-    ]);
+    const site = writeApacheSite(sn.dir, {
+      listen: node('c1').vip,
+      pages: { 'index.html': 'hello from c1 by name\n' },
+    });
     // No ServerName: Apache asks uname(2) (the node's UTS name) and resolves it.
-    const start = await exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'start']);
+    const start = await exec('h2', 'c1', apacheCommand(site, 'start'));
     expect(start.code).toBe(0);
     expect(start.stderr).not.toMatch(/AH00558|reliably determine/);
     try {
@@ -166,7 +143,7 @@ EOF
       );
       expect(page.stdout).toContain('hello from c1 by name');
     } finally {
-      await exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'stop']);
+      await exec('h2', 'c1', apacheCommand(site, 'stop'));
     }
   });
 

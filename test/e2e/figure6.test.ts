@@ -17,6 +17,7 @@ import {
 import { readUdpFrames } from '../support/pcap.js';
 import { keysOf, opensWith, savedToken } from '../support/snsl-keys.js';
 import { readChannel } from '../../net/wire.js';
+import { apacheCommand, writeApacheSite } from '../scenario/apache.js';
 
 const CAFE = '0x0000cafebabe00050100';
 let bed: TestBed;
@@ -69,44 +70,12 @@ describe('Figure 6: Supernet 0x4711', () => {
   });
 
   it('stock Apache started in c1 with `supernet exec` serves curl in a1 by virtual address', async () => {
-    const dir = join(sn.dir, 'www');
-    await sn.bed.run(null, 'mkdir', [
-      '-p',
-      dir,
-      join(sn.dir, 'apache-run'),
-      join(sn.dir, 'apache-log'),
-    ]);
-    await sn.bed.run(null, 'sh', [
-      '-c',
-      `echo "hello from c1 in Supernet 0x4711" > ${dir}/index.html`,
-    ]);
-    const conf = join(sn.dir, 'apache.conf');
-    await sn.bed.run(null, 'sh', [
-      '-c',
-      `cat > ${conf} <<EOF
-ServerRoot /etc/apache2
-ServerName c1
-Listen ${node('c1').vip}:80
-PidFile ${sn.dir}/apache-run/httpd.pid
-DefaultRuntimeDir ${sn.dir}/apache-run
-Mutex file:${sn.dir}/apache-run
-ErrorLog ${sn.dir}/apache-log/error.log
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-TypesConfig /dev/null
-AddType text/html .html
-User www-data
-Group www-data
-DocumentRoot ${dir}
-<Directory ${dir}>
-  Require all granted
-</Directory>
-EOF`,
-    ]);
-    await sn.bed.run(null, 'chmod', ['-R', 'a+rX', sn.dir]);
-    const r = await sn.exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'start']);
+    const site = writeApacheSite(sn.dir, {
+      listen: node('c1').vip,
+      serverName: 'c1',
+      pages: { 'index.html': 'hello from c1 in Supernet 0x4711\n' },
+    });
+    const r = await sn.exec('h2', 'c1', apacheCommand(site, 'start'));
     expect(r.code).toBe(0);
     let page = await curl(sn.bed, node('a1').ns, `http://${node('c1').vip}/`);
     for (let i = 0; i < 20 && page.status !== 200; i++) {
@@ -115,7 +84,7 @@ EOF`,
     }
     expect(page.status).toBe(200);
     expect(page.body).toContain('hello from c1 in Supernet 0x4711');
-    await sn.exec('h2', 'c1', ['apache2', '-f', conf, '-k', 'stop'], { allowFail: true });
+    await sn.exec('h2', 'c1', apacheCommand(site, 'stop'), { allowFail: true });
   });
 
   it('bigdisk1 reaches a1 and c1 over 0x123', async () => {

@@ -18,47 +18,24 @@ import {
 } from '../scenario/supernet-bed.js';
 import { readPcap, LINKTYPE_RAW } from '../../net/pcap.js';
 import type { MonitorSnapshot } from '../../net/monitor.js';
+import { apacheCommand, writeApacheSite, type ApacheSite } from '../scenario/apache.js';
 
 let bed: TestBed;
 let sn: SupernetBed;
 let nodes: Map<string, LoggedIn>;
 const node = (n: string): LoggedIn => nodes.get(n)!;
-let apacheConf = '';
+let site: ApacheSite | undefined;
 
 beforeAll(async () => {
   bed = await TestBed.create({ hosts: ['h1', 'h2', 'h3'] });
   ({ sn, nodes } = await figure6(bed));
   // Stock Apache in c1, as in the Figure 6 test.
-  const dir = join(sn.dir, 'www');
-  await bed.run(null, 'mkdir', ['-p', dir, join(sn.dir, 'apache-run'), join(sn.dir, 'apache-log')]);
-  await bed.run(null, 'sh', ['-c', `echo "monitored page" > ${dir}/monitored.html`]);
-  apacheConf = join(sn.dir, 'apache.conf');
-  await bed.run(null, 'sh', [
-    '-c',
-    `cat > ${apacheConf} <<EOF
-ServerRoot /etc/apache2
-ServerName c1
-Listen ${node('c1').vip}:80
-PidFile ${sn.dir}/apache-run/httpd.pid
-DefaultRuntimeDir ${sn.dir}/apache-run
-Mutex file:${sn.dir}/apache-run
-ErrorLog ${sn.dir}/apache-log/error.log
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-TypesConfig /dev/null
-AddType text/html .html
-User www-data
-Group www-data
-DocumentRoot ${dir}
-<Directory ${dir}>
-  Require all granted
-</Directory>
-EOF`,
-  ]);
-  await bed.run(null, 'chmod', ['-R', 'a+rX', sn.dir]);
-  expect((await sn.exec('h2', 'c1', ['apache2', '-f', apacheConf, '-k', 'start'])).code).toBe(0);
+  site = writeApacheSite(sn.dir, {
+    listen: node('c1').vip,
+    serverName: 'c1',
+    pages: { 'monitored.html': 'monitored page\n' },
+  });
+  expect((await sn.exec('h2', 'c1', apacheCommand(site, 'start'))).code).toBe(0);
   await until(
     async () => (await curl(bed, node('a1').ns, `http://${node('c1').vip}/`)).status > 0 || null,
     { what: 'Apache in c1 answering', timeoutMs: 15_000, intervalMs: 250 },
@@ -66,8 +43,7 @@ EOF`,
 }, 180_000);
 
 afterAll(async () => {
-  if (apacheConf)
-    await sn?.exec('h2', 'c1', ['apache2', '-f', apacheConf, '-k', 'stop'], { allowFail: true });
+  if (site) await sn?.exec('h2', 'c1', apacheCommand(site, 'stop'), { allowFail: true });
   await bed?.teardown();
 }, 60_000);
 
