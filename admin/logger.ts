@@ -6,7 +6,7 @@
 /** Structured fields attached to one log line. */
 export type LogFields = Record<string, unknown>;
 
-/** What every admin module logs through. */
+/** What every module of admin/, net/ and fs/ logs through. */
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;

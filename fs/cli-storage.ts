@@ -40,7 +40,7 @@ import {
   readProviderStatus,
 } from './provider.js';
 import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
-import { jsonLogger } from './log.js';
+import { jsonLogger } from '../admin/logger.js';
 import {
   FOLLOW_INTERVAL_MS,
   followClients,

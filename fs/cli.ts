@@ -27,7 +27,7 @@ import {
   runningMount,
   statePaths,
 } from './mount.js';
-import { jsonLogger } from './log.js';
+import { jsonLogger } from '../admin/logger.js';
 
 const execp = promisify(execFile);
 

@@ -5,11 +5,11 @@
  * until the mount goes away or it is sent SIGTERM/SIGINT.
  */
 import { mountVolume, type MountArgs } from './mount.js';
-import { jsonLogger } from './log.js';
+import { jsonLogger } from '../admin/logger.js';
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as MountArgs & { debug?: boolean };
-  const logger = jsonLogger(!!args.debug);
+  const logger = jsonLogger(args.debug ? 'debug' : 'info');
   let m;
   try {
     m = await mountVolume({ ...args, logger });

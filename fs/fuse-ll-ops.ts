@@ -28,7 +28,7 @@ import type { AttrChange, Stat, Volume } from './volume.js';
 import { FsErrno, IntegrityError } from './errors.js';
 import { BufferPool } from './bufpool.js';
 import { type Dispatch, type FuseLL, In, Op, SetAttr, Sf, St } from './fuse-ll.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../admin/logger.js';
 
 const ERRNO = constants.errno as Record<string, number>;
 const EIO = ERRNO.EIO!;

@@ -18,7 +18,7 @@
 import type { Volume } from './volume.js';
 import { FsErrno, IntegrityError } from './errors.js';
 import { type FuseHandle, errno } from './fuse.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../admin/logger.js';
 
 type AnyCb = (...a: unknown[]) => void;
 

@@ -34,7 +34,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { VolumeError } from './errors.js';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 
 /** The blob the lease lives in (a special name, like `superblock`). */
 export const LEASE_NAME = 'lease';

@@ -20,7 +20,7 @@ import { loadFuseLL } from './fuse-ll.js';
 import { loadFuse, type FuseHandle } from './fuse.js';
 import { fuseOps } from './fuse-ops.js';
 import { fuseDispatch } from './fuse-ll-ops.js';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 
 const run = promisify(execFile);
 /** Kernel cache lifetime of names and attributes, seconds. */

@@ -35,7 +35,7 @@ import { type ObjectStore, sysError } from './store.js';
 import type { BufferPool } from './bufpool.js';
 import { FsErrno } from './errors.js';
 import { constants } from 'node:os';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 
 const { ENOENT } = constants.errno;
 

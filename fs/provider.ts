@@ -29,7 +29,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 import { MOUNT_PORT, NFS_PORT } from './nfs/nfs3.js';
 import {
   formatSocket,

@@ -40,7 +40,7 @@ import { NFS3, NfsError, isNfsStatus } from './nfs/errors.js';
 import { CREATE_MODE, FTYPE, STABLE, readReplyLen, type Fattr } from './nfs/nfs3-wire.js';
 import { BufferPool } from './bufpool.js';
 import { isNfsUrl, parseNfsUrl, formatNfsUrl } from './nfs/url.js';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 
 const OBJ_NAME = /^[0-9a-f]{32}$/;
 const SPECIAL = new Set(['volume', 'superblock', 'lease']);

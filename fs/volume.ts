@@ -61,7 +61,7 @@ import { RwLock } from './lock.js';
 import { BufferPool } from './bufpool.js';
 import { ObjectIO, type PutBatch } from './objects.js';
 import { VolumeLease, type LeaseOptions } from './lease.js';
-import { type Logger, nullLogger } from './log.js';
+import { type Logger, nullLogger } from '../admin/logger.js';
 import { timingSafeEqual } from 'node:crypto';
 
 export interface VolumeOptions {

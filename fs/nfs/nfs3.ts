@@ -38,7 +38,7 @@ import {
   type Wcc,
   type WriteOk,
 } from './nfs3-wire.js';
-import { type Logger, nullLogger } from '../log.js';
+import { type Logger, nullLogger } from '../../admin/logger.js';
 
 /** Default ports of a server that runs without a portmapper (design brief §4). */
 export const NFS_PORT = 2049;

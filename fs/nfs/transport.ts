@@ -31,7 +31,7 @@ import {
   type AuthSys,
   type Program,
 } from './rpc.js';
-import { type Logger, nullLogger } from '../log.js';
+import { type Logger, nullLogger } from '../../admin/logger.js';
 
 /**
  * Opens a new connection to the server; resolves once it is connected. A

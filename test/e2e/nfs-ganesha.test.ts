@@ -21,7 +21,7 @@ import { Volume } from '../../fs/volume.js';
 import { Keyring } from '../../fs/keys.js';
 import { MemoryAnchor } from '../../fs/anchor.js';
 import { newId } from '../../fs/format.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 
 let bed: TestBed;
 let provider: { proc: BedProcess; state: string };

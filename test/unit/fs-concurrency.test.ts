@@ -12,7 +12,7 @@ import { MemStore } from '../../fs/store.js';
 import { MemoryAnchor } from '../../fs/anchor.js';
 import { Keyring } from '../../fs/keys.js';
 import { CHUNK_SIZE, newId } from '../../fs/format.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 
 /** A MemStore whose gets and puts wait while their gate is closed (and may be slowed at random). */
 class GatedStore extends MemStore {

@@ -11,7 +11,7 @@ import { MemStore } from '../../fs/store.js';
 import { MemoryAnchor } from '../../fs/anchor.js';
 import { Keyring } from '../../fs/keys.js';
 import { newId, CHUNK_SIZE } from '../../fs/format.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 import { ROOT_INO } from '../../fs/inode.js';
 import { fuseDispatch } from '../../fs/fuse-ll-ops.js';
 import { type FuseLL, type MountHandle, In, Op, SetAttr, Sf, St } from '../../fs/fuse-ll.js';

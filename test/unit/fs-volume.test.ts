@@ -5,7 +5,7 @@ import { MemoryAnchor } from '../../fs/anchor.js';
 import { Keyring } from '../../fs/keys.js';
 import { newId, CHUNK_SIZE } from '../../fs/format.js';
 import { FsErrno, VolumeError } from '../../fs/errors.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 
 async function fresh(
   opts = {},

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { FakeNfsServer } from './nfs-fake-server.js';
 import { NfsStore, storeFor } from '../../fs/store-nfs.js';
 import { PROC } from '../../fs/nfs/nfs3-wire.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 import { DirStore } from '../../fs/store.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -14,7 +14,7 @@ import { XdrWriter } from '../../fs/nfs/xdr.js';
 import { Nfs3Client } from '../../fs/nfs/nfs3.js';
 import { NfsError } from '../../fs/nfs/errors.js';
 import { CREATE_MODE, NFS_PROGRAM, PROC, PROC_NAME, dec, enc } from '../../fs/nfs/nfs3-wire.js';
-import { MemoryLogger } from '../../fs/log.js';
+import { MemoryLogger } from '../../admin/logger.js';
 
 let fake: FakeNfsServer;
 let port: number;
