@@ -33,19 +33,10 @@ import {
 } from './protocol.js';
 import { SseParser } from './sse.js';
 import type { AuditEntry, AuditHead } from './audit.js';
+import type { PolicyTestResult } from './policy-test.js';
 
 /** The answer of {@link AdminClient.policyTest} (admin/policy-test.ts). */
-export interface PolicyTestAnswer {
-  admit: boolean;
-  code: string;
-  reason: string;
-  rule: string | null;
-  vip: string | null;
-  relogin: boolean;
-  joins: string[];
-  leaves: string[];
-  policy: { hash: string; source: string | null };
-}
+export type PolicyTestAnswer = PolicyTestResult;
 
 /** The service answered with an error body. */
 export class AdminApiError extends Error {

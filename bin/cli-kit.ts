@@ -73,3 +73,24 @@ export function parseOptions(
     throw new CliError(EXIT.USAGE, `${(err as Error).message}\nusage: ${usage}`);
   }
 }
+
+/**
+ * The one node of a host agent's list that `--node NAME [--supernet ID]`
+ * names: none is a DATA error, several (one name in two Supernets) a USAGE
+ * error asking for `--supernet`.
+ */
+export function pickNode<T extends { name: string; supernet: string }>(
+  nodes: readonly T[],
+  name: string,
+  supernet: string | undefined,
+): T {
+  const hits = nodes.filter((n) => n.name === name && (!supernet || n.supernet === supernet));
+  if (hits.length === 0)
+    throw new CliError(
+      EXIT.DATA,
+      `no node ${name} on this host${supernet ? ` in ${supernet}` : ''}`,
+    );
+  if (hits.length > 1)
+    throw new CliError(EXIT.USAGE, `several nodes named ${name}; add --supernet`);
+  return hits[0]!;
+}

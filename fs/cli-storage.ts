@@ -26,6 +26,7 @@ import {
   EXIT,
   output,
   parseOptions as parse,
+  pickNode,
   type CliOptions,
   type Command,
 } from '../bin/cli-kit.js';
@@ -82,15 +83,7 @@ export async function nodeContext(
       );
     throw new CliError(EXIT.UNAVAILABLE, `host agent at ${sock}: ${(e as Error).message}`);
   }
-  const hits = st.nodes.filter((n) => n.name === name && (!supernet || n.supernet === supernet));
-  if (hits.length === 0)
-    throw new CliError(
-      EXIT.DATA,
-      `no node ${name} on this host${supernet ? ` in ${supernet}` : ''}`,
-    );
-  if (hits.length > 1)
-    throw new CliError(EXIT.USAGE, `several nodes named ${name}; add --supernet`);
-  const n = hits[0]!;
+  const n = pickNode(st.nodes, name, supernet);
   return {
     name: n.name,
     supernet: n.supernet,

@@ -8,7 +8,14 @@ import { networkInterfaces } from 'node:os';
 import { Identity, IdentityError } from '../admin/identity.js';
 import { jsonLogger, type LogLevel } from '../admin/logger.js';
 import type { Endpoint } from '../admin/protocol.js';
-import { CliError, EXIT, output, parseOptions as parse, type Command } from '../bin/cli-kit.js';
+import {
+  CliError,
+  EXIT,
+  output,
+  parseOptions as parse,
+  pickNode,
+  type Command,
+} from '../bin/cli-kit.js';
 import { httpAdminLink } from './admin-http.js';
 import { StorageAgent } from './storage-agent.js';
 import { HostAgent, type NodeInfo } from './agent.js';
@@ -405,15 +412,7 @@ async function findNode(
   const { nodes } = (await controlCall(sock, 'GET', '/nodes').catch(fromControl)) as {
     nodes: NodeInfo[];
   };
-  const hits = nodes.filter((n) => n.name === name && (!supernet || n.supernet === supernet));
-  if (hits.length === 0)
-    throw new CliError(
-      EXIT.DATA,
-      `no node ${name} on this host${supernet ? ` in ${supernet}` : ''}`,
-    );
-  if (hits.length > 1)
-    throw new CliError(EXIT.USAGE, `several nodes named ${name}; add --supernet`);
-  return hits[0]!;
+  return pickNode(nodes, name, supernet);
 }
 
 const exec: Command = {
