@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { TestBed, until, type BedProcess } from '../bed/bed.js';
 import { SUPERNET_BIN, SupernetBed, type LoggedIn } from '../scenario/supernet-bed.js';
 import { configfsMounted } from '../../net/configfs-supervisor.js';
+import { fileWatch, glibcWatch, samples } from '../scenario/resolver-watch.js';
 
 const SN = { id: '0x4711', pool: '10.71.17.0/24', channels: ['0x01'] };
 
@@ -40,45 +41,7 @@ afterAll(async () => {
   await bed?.teardown();
 }, 60_000);
 
-/** Reads /etc/resolv.conf every 20 ms; prints `<ms> ok|other|fail <why>`. */
-const FILE_WATCH = `
-while :; do
-  t=$(date +%s%3N)
-  if out=$(cat /etc/resolv.conf 2>&1); then
-    case "$out" in *"nameserver 10.71.17.1"*) echo "$t ok";; *"nameserver 127.0.0.1"*) echo "$t placeholder";; *) echo "$t other $(printf '%s' "$out" | grep -m1 '^nameserver' || echo no-nameserver-line)";; esac
-  else
-    echo "$t fail $out"
-  fi
-  sleep 0.02
-done`;
-
-/** One long-lived glibc process: getaddrinfo("c1") (hosts file + search domain + resolver) every 20 ms. */
-const glibcWatch = (vip: string): string => `
-use Socket qw(getaddrinfo getnameinfo NI_NUMERICHOST SOCK_STREAM);
-use Time::HiRes qw(time sleep);
-$| = 1;
-while (1) {
-  my ($err, @res) = getaddrinfo("c1", "", { socktype => SOCK_STREAM });
-  my $t = int(time() * 1000);
-  if ($err) { print "$t fail $err\\n"; }
-  else { my ($e, $h) = getnameinfo($res[0]{addr}, NI_NUMERICHOST); print "$t ", ($h eq "${vip}" ? "ok" : "other $h"), "\\n"; }
-  sleep 0.02;
-}`;
-
-interface Sample {
-  t: number;
-  state: string;
-  text: string;
-}
-
-function samples(p: BedProcess): Sample[] {
-  return p
-    .output()
-    .split('\n')
-    .map((l) => /^(\d+) (\w+)\s?(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ t: Number(m[1]), state: m[2]!, text: m[3]! }));
-}
+const FILE_WATCH = fileWatch('10.71.17.1');
 
 /** A long-running program in a1, started the operator's way. */
 function execInA1(cmd: string[]): BedProcess {
@@ -150,7 +113,7 @@ describe('configfs under the agent', () => {
 
   beforeAll(async () => {
     files = execInA1(['sh', '-c', FILE_WATCH]);
-    glibc = execInA1(['perl', '-e', glibcWatch(c1.vip)]);
+    glibc = execInA1(['perl', '-e', glibcWatch('c1', c1.vip)]);
     await files.waitForOutput(/\d+ ok/, 15_000);
     await glibc.waitForOutput(/\d+ ok/, 15_000);
   }, 30_000);

@@ -8,35 +8,16 @@
  * - multi-queue (IFF_MULTI_QUEUE): two queues of one device share the flows.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { promisify } from 'node:util';
+import { ScratchNamespaces, ip } from '../bed/scratch-ns.js';
 import { openTun, type TunDevice } from '../../net/tun.js';
 import { loadNative } from '../../net/native/addon.js';
 
-const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
-const PREFIX = `snM${randomBytes(2).toString('hex')}`;
-const made: string[] = [];
-function cleanup(): void {
-  for (const ns of made.splice(0)) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on('exit', cleanup);
-
-async function ip(...args: string[]): Promise<void> {
-  await run('ip', args);
-}
-async function addNs(name: string): Promise<void> {
-  await ip('netns', 'add', name);
-  made.push(name);
-}
+const scratch = new ScratchNamespaces('M');
+const PREFIX = scratch.prefix;
 async function attach(
   dev: string,
   ns: string,
@@ -285,8 +266,8 @@ suite('offload mode: TCP through two TUNs and a JS forwarder', () => {
   let b: TunDevice;
 
   beforeAll(async () => {
-    await addNs(nsA);
-    await addNs(nsB);
+    await scratch.add(nsA);
+    await scratch.add(nsB);
     a = openTun({ name: `${PREFIX}a%d`, offload: true });
     b = openTun({ name: `${PREFIX}b%d` });
     a.onPackets((batch) => b.writeMany(batch.buf, batch.offsets, batch.lengths, batch.count));
@@ -298,7 +279,7 @@ suite('offload mode: TCP through two TUNs and a JS forwarder', () => {
   afterAll(() => {
     a?.close();
     b?.close();
-    cleanup();
+    scratch.cleanup();
   });
 
   /** Streams 16 MiB of random bytes over TCP from `fromNs` to `to` in `toNs`; both ends hash. */
@@ -365,11 +346,11 @@ suite('multi-queue mode', () => {
 
   afterAll(() => {
     for (const q of queues) q.close();
-    cleanup();
+    scratch.cleanup();
   });
 
   it('spreads flows over two queues of one device', async () => {
-    await addNs(ns);
+    await scratch.add(ns);
     queues.push(openTun({ name: `${PREFIX}q%d`, multiQueue: true }));
     queues.push(openTun({ name: queues[0]!.name, multiQueue: true }));
     expect(queues[1]!.name).toBe(queues[0]!.name);

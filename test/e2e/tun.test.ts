@@ -5,40 +5,20 @@
  * writeMany(); EIO on a down link counted, not thrown; device loss reported.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { ScratchNamespaces, ip } from '../bed/scratch-ns.js';
 import { openTun, type PacketBatch, type TunDevice } from '../../net/tun.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
-const PREFIX = `snT${randomBytes(2).toString('hex')}`;
+const scratch = new ScratchNamespaces('T');
+const PREFIX = scratch.prefix;
 const NS = `${PREFIX}a`;
 const NS_GONE = `${PREFIX}b`;
 const LOCAL = '10.201.0.1'; // the node's address on the TUN
 const PEER = '10.201.0.2'; // "behind" the TUN: answered by this test
 const EIO = 5;
-
-const made: string[] = [];
-function cleanup(): void {
-  for (const ns of made.splice(0)) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on('exit', cleanup);
-
-async function ip(...args: string[]): Promise<void> {
-  await run('ip', args);
-}
-
-async function addNs(name: string): Promise<void> {
-  await ip('netns', 'add', name);
-  made.push(name);
-}
 
 /** Moves `dev` into `ns` and configures it there (moving clears addresses: configure after). */
 async function attach(dev: string, ns: string): Promise<void> {
@@ -150,7 +130,7 @@ suite('TUN device in a namespace', () => {
   let handler: (b: PacketBatch) => void = () => undefined;
 
   beforeAll(async () => {
-    await addNs(NS);
+    await scratch.add(NS);
     tun = openTun({ name: `${PREFIX}t%d` });
     tun.onPackets((b) => handler(b));
     await attach(tun.name, NS);
@@ -158,7 +138,7 @@ suite('TUN device in a namespace', () => {
 
   afterAll(() => {
     tun?.close();
-    cleanup();
+    scratch.cleanup();
   });
 
   it('opens under the requested pattern and refuses a name in use', () => {
@@ -249,14 +229,13 @@ suite('TUN device in a namespace', () => {
   });
 
   it('reports the device going away with its namespace', async () => {
-    await addNs(NS_GONE);
+    await scratch.add(NS_GONE);
     const doomed = openTun({ name: `${PREFIX}g%d` });
     const errors: Error[] = [];
     doomed.onPackets(() => undefined);
     doomed.onError((e) => errors.push(e));
     await attach(doomed.name, NS_GONE);
-    await ip('netns', 'del', NS_GONE);
-    made.splice(made.indexOf(NS_GONE), 1);
+    await scratch.delete(NS_GONE);
     await until(() => errors.length > 0, 10000, 'the error callback');
     expect(errors).toHaveLength(1);
     expect(errors[0]!.message).toMatch(/^TUN fd \d+: /);
